@@ -31,7 +31,13 @@ from planner.demands import LOAD_UNITS, Demand
 from planner.greedy import _Box, _fits, blocks, split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
+from planner.solution import (
+    BucketAssignment,
+    PlacedReplica,
+    Plan,
+    PlannedInstance,
+    instance_price,
+)
 
 KIB = 1024
 MILLS_PER_USD = 1000
@@ -230,9 +236,8 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                      greedy: Plan | None, time_limit_s: float, threads: int, say,
                      started: float) -> tuple[Plan | None, str, float | None]:
     """(plan, status, bound). The plan is never costlier than `greedy`."""
-    from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
-
     from planner.patterns import applicable, solve_patterns
+    from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
     use_patterns = applicable(demands, offers, policy)
     if use_patterns and sum(len(d.options) for d in demands) > FLEET_MODEL_WITH_PATTERNS_OPTIONS:

@@ -43,7 +43,7 @@ import numpy as np
 from planner.demands import Demand
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import PlacedReplica, Plan, PlannedInstance, instance_price
+from planner.solution import PlacedReplica, Plan, PlannedInstance
 
 UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
 MILLS_PER_USD = 1000
@@ -481,7 +481,6 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Pla
 def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
                    incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
     by_id = {o.id: o for o in offers}
-    ub = incumbent.cost_usd_per_hour(by_id) if incumbent is not None else None
     deadline = started + time_limit_s
     cg_deadline = time.perf_counter() + 0.5 * (deadline - time.perf_counter())
     master, bound, lp, iterations, converged = column_generation(demands, offers, slot_bounds, incumbent, cg_deadline, say)
@@ -492,6 +491,3 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     if plan is not None:
         say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
     return PatternResult(bound, lp, plan, iterations, len(master.columns), converged)
-
-
-__all__ = ["applicable", "solve_patterns", "PatternResult", "instance_price"]

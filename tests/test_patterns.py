@@ -7,13 +7,13 @@ import math
 import time
 
 from hypothesis import HealthCheck, assume, given, settings
+from synthetic import Budget, brute_force, instances
+from validator import check
 
 from planner.greedy import best_heuristic_plan
 from planner.patterns import applicable, solve_patterns
 from planner.solution import to_solution
 from planner.solver import solve
-from synthetic import Budget, brute_force, instances
-from validator import check
 
 
 def _rented(inst):
@@ -69,11 +69,11 @@ def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement():
     from pathlib import Path
 
     import yaml
+    from validator import rules_for_scenario
 
     from bench.fleet import synthetic_scenario
     from planner.plan import prepare
     from planner.scenario import parse_scenario
-    from validator import rules_for_scenario
 
     data = synthetic_scenario(20, time_limit_s=12)
     with tempfile.TemporaryDirectory() as tmp:
