@@ -138,13 +138,9 @@ def fleet_model(demands: list[Demand], offers: list[Offer], policy: Policy, slot
         for key, v in r.items():
             m.AddHint(v, len(reps.get(key, [])))
             m.AddHint(s[key], sum(reps.get(key, [])))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.5, time_limit_s)
-    solver.parameters.num_workers = threads or 0
-    solver.parameters.random_seed = policy.seed
-    from planner.solver import _solve_with_hint_fallback
+    from planner.solver import run_cp_sat
 
-    code = _solve_with_hint_fallback(solver, m)
+    solver, code = run_cp_sat(m, max(0.5, time_limit_s), threads, policy.seed)
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return ("infeasible" if code == cp_model.INFEASIBLE else "unknown"), None, None, None, None
     status = "optimal" if code == cp_model.OPTIMAL else "feasible"
@@ -164,11 +160,8 @@ def fleet_model(demands: list[Demand], offers: list[Offer], policy: Policy, slot
     for key, v in r.items():
         m.AddHint(v, solver.Value(v))
         m.AddHint(s[key], solver.Value(s[key]))
-    second = cp_model.CpSolver()
-    second.parameters.max_time_in_seconds = max(0.5, time_limit_s * 0.4)
-    second.parameters.num_workers = threads or 0
-    second.parameters.random_seed = policy.seed
-    if _solve_with_hint_fallback(second, m) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    second, code = run_cp_sat(m, max(0.5, time_limit_s * 0.4), threads, policy.seed)
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         solver = second
     n = {o.id: (solver.Value(n_own[o.id]), solver.Value(n_rent[o.id])) for o in offers}
     rs_val = {k: (solver.Value(v), solver.Value(s[k])) for k, v in r.items() if solver.Value(v)}

@@ -388,7 +388,7 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
     """Integer master over the uniform patterns (whole TP blocks), then blocks onto instances."""
     from ortools.sat.python import cp_model
 
-    from planner.solver import _solve_with_hint_fallback
+    from planner.solver import run_cp_sat
 
     m = cp_model.CpModel()
     uniform = []
@@ -432,11 +432,7 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
                                    if o.gpu == g and o.gpu_count >= t))
     m.Minimize(sum(round(o.owned_price_usd_per_hour * MILLS_PER_USD) * n_own[o.id]
                    + round(o.price_usd_per_hour * MILLS_PER_USD) * n_rent[o.id] for o in offers))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.5, time_limit_s)
-    solver.parameters.num_workers = threads or 0
-    solver.parameters.random_seed = policy.seed
-    code = _solve_with_hint_fallback(solver, m)
+    solver, code = run_cp_sat(m, max(0.5, time_limit_s), threads, policy.seed)
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     counts = {o.id: (solver.Value(n_own[o.id]), solver.Value(n_rent[o.id])) for o in offers}

@@ -307,11 +307,7 @@ def exact(demands: list[Demand], pool: list[Offer], slot_bounds: dict[str, int],
             m.AddHint(q[key], solver.Value(q[key]))
         for v in y.values():
             m.AddHint(v, solver.Value(v))
-        s2 = cp_model.CpSolver()
-        s2.parameters.max_time_in_seconds = max(0.1, min(remaining, max(1.0, 0.25 * limit)))
-        s2.parameters.num_workers = workers or 0
-        s2.parameters.random_seed = policy.seed
-        code2 = _solve_with_hint_fallback(s2, m)
+        s2, code2 = run_cp_sat(m, max(0.1, min(remaining, max(1.0, 0.25 * limit))), workers, policy.seed)
         say(f"CP-SAT phase 2 (headroom at that cost): {s2.StatusName(code2)} in {s2.WallTime():.2f}s")
         if code2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             plan = _extract(s2, demands, all_offers, use, x, q, y)
@@ -319,6 +315,18 @@ def exact(demands: list[Demand], pool: list[Offer], slot_bounds: dict[str, int],
     if not proven:
         notes.append(f"time limit reached: best bound ${bound:.2f}/h; the plan is not proven optimal")
     return SolveResult(plan, status, bound, time.perf_counter() - started, "cp-sat", notes)
+
+
+def run_cp_sat(model, time_limit_s: float, threads: int | None, seed: int):
+    """A CP-SAT solve with the project's settings (time limit, workers from --threads, fixed seed); returns
+    (solver, status code)."""
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.num_workers = threads or 0
+    solver.parameters.random_seed = seed
+    return solver, _solve_with_hint_fallback(solver, model)
 
 
 def _solve_with_hint_fallback(solver, model) -> int:
