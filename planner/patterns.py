@@ -48,7 +48,10 @@ from planner.solution import PlacedReplica, Plan, PlannedInstance
 UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
 MILLS_PER_USD = 1000
 EPS = 1e-7
-COLUMNS_PER_CLASS = 3  # disjoint improving patterns taken per pricing class and iteration
+COLUMNS_PER_CLASS = 8  # disjoint improving patterns taken per pricing class and iteration
+FULL_ROUND_EVERY = 8  # partial rounds between full (exact, bound-giving) pricing rounds
+CANDIDATES = 48  # deployments (densest value per memory step) a heuristic pricing round considers per class
+COARSE_K = 12  # sequence counts per option tried by the heuristic pricing of partial rounds
 SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds the rest as the duals ask)
 
 
@@ -159,9 +162,13 @@ def _steps(it: _Item) -> tuple[np.ndarray, np.ndarray]:
     return ks, w
 
 
-def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float], cost: float):
+def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float], cost: float,
+           coarse: bool = False):
     """Best pattern over `items` for the duals: (upper bound on its value, members (d, p, k)) or (bound, None) when
-    nothing can beat `cost`. Weights are rounded down to UNITS steps, so the value bounds every exact pattern's."""
+    nothing can beat `cost`. Weights are rounded down to UNITS steps, so the value bounds every exact pattern's.
+    `coarse` tries only COARSE_K sequence counts per option: a heuristic that finds columns faster, whose value is
+    no bound (the full rounds that give the bound price exactly)."""
+    variant = "coarse" if coarse else "all"
     cols = np.arange(UNITS + 1)
     # Quick bound (fractional relaxation): a deployment's shard is worth at most V_d and at most rho_d per step it
     # weighs; filling the GPU's steps in decreasing rho_d bounds every pattern's value.
@@ -170,7 +177,7 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
     top_density: dict[int, float] = defaultdict(float)
     for it in items:
         m, n = mu.get(it.d, 0.0), nu.get(it.d, 0.0)
-        ks, w = steps[it.d, it.p]
+        ks, w = steps[it.d, it.p, "all"]
         if not len(ks):
             continue
         top = (m * ks[-1] + max(n, 0.0)) / it.tp
@@ -194,6 +201,9 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
             break
     if quick <= cost + EPS:
         return quick, None
+    if coarse and len(top_value) > CANDIDATES:  # heuristic rounds: only the densest deployments can join
+        keep = set(sorted(top_value, key=lambda d: -top_density[d])[:CANDIDATES])
+        per_item = [it for it in per_item if it.d in keep]
     dp = np.zeros(UNITS + 1)
     trace = []
     by_d: dict[int, list[_Item]] = defaultdict(list)
@@ -204,7 +214,7 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
         arg_e = np.full(UNITS + 1, -1)
         arg_k = np.zeros(UNITS + 1, dtype=np.int64)
         for ei, it in enumerate(its):
-            ks, w = steps[it.d, it.p]
+            ks, w = steps[it.d, it.p, variant]
             v = (mu.get(d, 0.0) * ks + nu.get(d, 0.0)) / it.tp
             idx = cols[None, :] - w[:, None]
             cand = np.where(idx >= 0, dp[np.maximum(idx, 0)] + v[:, None], -np.inf)
@@ -225,7 +235,7 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
         ei = arg_e[c]
         if ei >= 0:
             it = its[ei]
-            ks, w = steps[it.d, it.p]
+            ks, w = steps[it.d, it.p, variant]
             members.append((it.d, it.p, int(ks[arg_k[c]])))
             c -= int(w[arg_k[c]])
     return value, members
@@ -268,123 +278,181 @@ def _pattern(g: str, members) -> Pattern:
     return g, tuple(sorted(members))
 
 
-def column_generation(demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
-                      incumbent: Plan | None, deadline: float, say) -> tuple:
-    """Run column generation until no pattern prices out or `deadline`. Returns (master, best Lagrangian bound,
-    LP value, iterations, converged)."""
-    items = _items(demands, offers)
-    incumbent_usd_per_hour = incumbent.cost_usd_per_hour({o.id: o for o in offers}) if incumbent else None
-    by_key = {(it.d, it.p): it for its in items.values() for it in its}
-    master = _Master(demands, offers, items)
-    steps = {}
-    for its in items.values():
-        for it in its:
-            ks, w = steps[it.d, it.p] = _steps(it)
-            steps[it.d, it.p, "density"] = ((float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
-                                             1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
-    # Start: each deployment's SEED_OPTIONS cheapest options alone (by rented price per sequence), full replicas
-    # and the replica that holds the rest, so the integer master is feasible from the first iteration.
-    per_gpu_price = {}
-    for o in offers:
-        if o.price_usd_per_hour > 0 or o.owned:
-            price = (o.owned_price_usd_per_hour if o.owned else o.price_usd_per_hour) / o.gpu_count
-            per_gpu_price[o.gpu] = min(per_gpu_price.get(o.gpu, math.inf), price)
-    by_d: dict[int, list[_Item]] = defaultdict(list)
-    for its in items.values():
-        for it in its:
-            by_d[it.d].append(it)
-    for d in demands:
-        ranked = sorted(by_d[d.index], key=lambda it: (per_gpu_price.get(it.gpu, math.inf) * it.tp / it.max_k, it.tp,
-                                                        it.gpu))
-        for it in ranked[:SEED_OPTIONS]:
-            for k in {it.max_k, max(1, d.concurrency % it.max_k), max(1, -(-d.concurrency // max(1, d.min_replicas)))}:
-                ms = _repair([(it.d, it.p, min(k, it.max_k))], by_key, it.limit_bytes)
-                if ms:
-                    master.add(_pattern(it.gpu, ms))
-    if incumbent is not None:  # and every GPU's content in the incumbent plan
-        content: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-        for r in incumbent.replicas:
-            for j in range(r.first_gpu, r.first_gpu + demands[r.deployment].options[r.option].tp):
-                content[r.instance, j].append((r.deployment, r.option, r.seqs))
-        for members in content.values():
-            g = demands[members[0][0]].options[members[0][1]].gpu
-            if all(key[:2] in by_key for key in members):
-                master.add(_pattern(g, members))
-    gpus_cap = {}
-    for g in items:
-        offs = [o for o in offers if o.gpu == g]
-        total = sum(o.gpu_count * slot_bounds[o.id] for o in offs)
-        rented = [o.price_usd_per_hour / o.gpu_count for o in offs if o.price_usd_per_hour > 0]
-        if incumbent_usd_per_hour is not None and rented:
-            owned = sum(o.gpu_count * min(o.owned, slot_bounds[o.id]) for o in offs)
-            total = min(total, owned + math.floor(incumbent_usd_per_hour / min(rented) + 1e-9))
-        gpus_cap[g] = total
-    classes = []
-    for g, its in items.items():
-        tps = sorted({it.tp for it in its})
-        for kind, t in [("uniform", t) for t in tps] + [("mixed", t) for t in tps if t > tps[0]]:
-            classes.append((g, t, [it for it in its if (it.tp == t if kind == "uniform" else it.tp <= t)]))
-    # Partial pricing: classes that priced out in the last full round are skipped until a partial round finds
-    # nothing; only full rounds give a bound (every class priced with the same duals).
-    active = set(range(len(classes)))
-    best_bound, lp_value, it_no, converged, full = memory_price_bound(demands, master.gpu_price, items), None, 0, \
-        False, True
-    while True:
-        it_no += 1
-        if not master.solve():
-            return master, None, None, it_no, False
-        lp_value = master.lp.Objective().Value()
-        master.values = {key: var.solution_value() for key, var in master.columns.items()}
-        # Multipliers with the signs the Lagrangian needs (GLOP's may stray by its tolerance); the bound and the
-        # pricing both use these, so the bound is valid whatever their values.
-        mu = {d: max(0.0, row.dual_value()) for d, row in master.cov.items()}
-        nu = {}
+class _Generator:
+    """The master LP with everything pricing needs: items, their sequence steps, the pricing classes."""
+
+    def __init__(self, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
+                 incumbent: Plan | None):
+        self.demands = demands
+        self.items = items = _items(demands, offers)
+        self.by_key = by_key = {(it.d, it.p): it for its in items.values() for it in its}
+        self.master = master = _Master(demands, offers, items)
+        self.steps = steps = {}
+        for its in items.values():
+            for it in its:
+                ks, w = steps[it.d, it.p, "all"] = _steps(it)
+                pick = np.unique(np.linspace(0, len(ks) - 1, min(len(ks), COARSE_K)).round().astype(int))
+                steps[it.d, it.p, "coarse"] = ks[pick], w[pick]
+                steps[it.d, it.p, "density"] = (
+                    (float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
+                     1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+        # Start: each deployment's SEED_OPTIONS cheapest options alone (by price per sequence), full replicas and
+        # the replica that holds the rest, so the integer master is feasible from the first iteration.
+        by_d: dict[int, list[_Item]] = defaultdict(list)
+        for its in items.values():
+            for it in its:
+                by_d[it.d].append(it)
         for d in demands:
-            y = master.rep[d.index].dual_value()
+            ranked = sorted(by_d[d.index], key=lambda it: (master.gpu_price[it.gpu, it.tp] * it.tp / it.max_k, it.tp,
+                                                            it.gpu))
+            for it in ranked[:SEED_OPTIONS]:
+                for k in {it.max_k, max(1, d.concurrency % it.max_k),
+                          max(1, -(-d.concurrency // max(1, d.min_replicas)))}:
+                    ms = _repair([(it.d, it.p, min(k, it.max_k))], by_key, it.limit_bytes)
+                    if ms:
+                        master.add(_pattern(it.gpu, ms))
+        if incumbent is not None:  # and every GPU's content in the incumbent plan
+            content: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+            for r in incumbent.replicas:
+                for j in range(r.first_gpu, r.first_gpu + demands[r.deployment].options[r.option].tp):
+                    content[r.instance, j].append((r.deployment, r.option, r.seqs))
+            for members in content.values():
+                g = demands[members[0][0]].options[members[0][1]].gpu
+                if all(key[:2] in by_key for key in members):
+                    master.add(_pattern(g, members))
+        incumbent_usd_per_hour = incumbent.cost_usd_per_hour({o.id: o for o in offers}) if incumbent else None
+        self.gpus_cap = {}  # U_g: GPUs of type g a plan no dearer than the incumbent can pay for
+        for g in items:
+            offs = [o for o in offers if o.gpu == g]
+            total = sum(o.gpu_count * slot_bounds[o.id] for o in offs)
+            if incumbent_usd_per_hour is not None:
+                total = min(total, math.floor(incumbent_usd_per_hour / min(o.price_usd_per_hour / o.gpu_count
+                                                                            for o in offs) + 1e-9))
+            self.gpus_cap[g] = total
+        self.classes = []  # (gpu, tp, uniform, items)
+        for g, its in items.items():
+            tps = sorted({it.tp for it in its})
+            for t in tps:
+                self.classes.append((g, t, True, [it for it in its if it.tp == t]))
+            for t in tps[1:]:
+                self.classes.append((g, t, False, [it for it in its if it.tp <= t]))
+
+    def duals(self) -> tuple[dict[int, float], dict[int, float], float]:
+        """Multipliers with the signs the Lagrangian needs (GLOP's may stray by its tolerance), and duals . rhs;
+        the bound and the pricing both use these, so the bound is valid whatever their values."""
+        mu = {d: max(0.0, row.dual_value()) for d, row in self.master.cov.items()}
+        nu = {}
+        for d in self.demands:
+            y = self.master.rep[d.index].dual_value()
             nu[d.index] = y if y >= 0 or d.max_replicas is not None else 0.0
-        dual_value = sum(mu[d.index] * d.concurrency
-                         + nu[d.index] * (d.min_replicas if nu[d.index] >= 0 else d.max_replicas) for d in demands)
-        theta = 1.0  # largest value / cost ratio of any pattern (Farley's bound: dual_value / theta)
-        worst: dict[str, float] = defaultdict(float)  # largest value - cost per GPU type (Lagrangian bound)
-        added = 0
-        priced = range(len(classes)) if full else sorted(active)
-        for c in priced:
-            g, t, pool = classes[c]
-            cost = master.gpu_price[g, t]
-            value, members = _price(pool, steps, mu, nu, cost)
+        value = sum(mu[d.index] * d.concurrency
+                    + nu[d.index] * (d.min_replicas if nu[d.index] >= 0 else d.max_replicas) for d in self.demands)
+        return mu, nu, value
+
+    def price(self, which, mu, nu, coarse: bool) -> tuple[int, dict[str, float], float, set[int]]:
+        """Price classes `which`; add improving columns. Returns (columns added, largest value - cost per GPU type,
+        largest value / cost, classes that found a column)."""
+        worst: dict[str, float] = defaultdict(float)
+        theta, added, found = 1.0, 0, set()
+        for c in which:
+            g, t, _, pool = self.classes[c]
+            cost = self.master.gpu_price[g, t]
+            value, members = _price(pool, self.steps, mu, nu, cost, coarse=coarse)
             worst[g] = max(worst[g], value - cost)
             theta = max(theta, value / cost)
             if members:
-                active.add(c)
-            else:
-                active.discard(c)
+                found.add(c)
             for _ in range(COLUMNS_PER_CLASS):  # then the best pattern without those deployments, and so on
                 if not members:
                     break
-                ms = _repair(members, by_key, pool[0].limit_bytes)
-                if ms and master.add(_pattern(g, ms)):
+                ms = _repair(members, self.by_key, pool[0].limit_bytes)
+                if ms and self.master.add(_pattern(g, ms)):
                     added += 1
                 taken = {d for d, _, _ in members}
                 pool = [it for it in pool if it.d not in taken]
                 if not pool:
                     break
-                members = _price(pool, steps, mu, nu, cost)[1]
-        if full:
-            lagrangian = dual_value - sum(gpus_cap[g] * max(0.0, v) for g, v in worst.items())
-            best_bound = max(best_bound, lagrangian, dual_value / theta)
-        say(f"patterns: iteration {it_no}{'' if full else ' (partial)'}, LP ${lp_value:.2f}/h, "
-            f"bound ${max(best_bound, 0):.2f}/h, {len(master.columns)} columns")
-        if added == 0 and full:
-            converged = True
-            break
-        full = added == 0 or not active
-        if time.perf_counter() > deadline:
-            break
-    return master, max(best_bound, 0.0), lp_value, it_no, converged
+                members = _price(pool, self.steps, mu, nu, cost, coarse=True)[1]
+        return added, worst, theta, found
+
+    def run(self, deadline: float, say) -> tuple[float, float | None, int, bool]:
+        """Column generation until no pattern prices out or `deadline`: (best bound, LP value, iterations,
+        converged). Partial rounds price (coarsely) only the classes that found columns last time; a full round,
+        exact over every class, comes when a partial round finds nothing or every FULL_ROUND_EVERY rounds, and
+        only full rounds give a bound."""
+        master = self.master
+        everything = range(len(self.classes))
+        active = set(everything)
+        best = memory_price_bound(self.demands, master.gpu_price, self.items)
+        lp_value, it_no, since_full, full = None, 0, 0, True
+        while True:
+            it_no += 1
+            if not master.solve():
+                return best, None, it_no, False
+            lp_value = master.lp.Objective().Value()
+            mu, nu, dual_value = self.duals()
+            added, worst, theta, found = self.price(everything if full else sorted(active), mu, nu, coarse=not full)
+            # Mixed-TP classes (the largest pools) wait for full rounds; their columns matter only near the optimum.
+            active = {c for c in found if self.classes[c][2]}
+            if full:
+                lagrangian = dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items())
+                best = max(best, lagrangian, dual_value / theta)
+                since_full = 0
+            else:
+                since_full += 1
+            say(f"patterns: iteration {it_no}{'' if full else ' (partial)'}, LP ${lp_value:.2f}/h, "
+                f"bound ${max(best, 0):.2f}/h, {len(master.columns)} columns")
+            if added == 0 and full:
+                return best, lp_value, it_no, True
+            if time.perf_counter() > deadline:
+                return best, lp_value, it_no, False
+            full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
+
+    def dive(self, deadline: float) -> dict[Pattern, int] | None:
+        """Price-and-dive rounding over uniform patterns (whole TP blocks): fix the block count closest to its next
+        integer up (with any within 0.1 of theirs), price uniform classes for what is left, re-solve; until every
+        count is integral. Past 60% of the time it stops pricing and rounds several counts per step, so it ends
+        in time with a covering. Returns blocks per pattern (None only if the LP fails). Changes the master."""
+        master, demands = self.master, self.demands
+        uniform = [c for c, cl in enumerate(self.classes) if cl[2]]
+        start = time.perf_counter()
+        soft = start + 0.6 * (deadline - start)
+        tps = {}
+        for key, var in master.columns.items():
+            kinds = {demands[d].options[p].tp for d, p, _ in key[1]}
+            if len(kinds) > 1:
+                var.SetUb(0.0)
+        while True:
+            if not master.solve():
+                return None
+            now = time.perf_counter()
+            if now < soft:
+                mu, nu, _ = self.duals()
+                if self.price(uniform, mu, nu, coarse=True)[0]:  # new uniform columns are born free
+                    continue
+            frac = []
+            for key, var in master.columns.items():
+                if key not in tps:
+                    kinds = {demands[d].options[p].tp for d, p, _ in key[1]}
+                    tps[key] = kinds.pop() if len(kinds) == 1 else None
+                t = tps[key]
+                if t is None:
+                    continue
+                blocks = var.solution_value() / t
+                if blocks - math.floor(blocks + 1e-6) > 1e-6:
+                    frac.append((blocks - math.floor(blocks), blocks, key, t))
+            if not frac:
+                return {key: round(var.solution_value() / tps[key]) for key, var in master.columns.items()
+                        if tps.get(key) is not None and var.solution_value() > 0.5}
+            frac.sort(reverse=True)
+            batch = 1 if now < soft else max(1, len(frac) // (4 if now < deadline else 1))
+            for n, (part, blocks, key, t) in enumerate(frac):
+                if part >= 0.9 or n < batch:
+                    master.columns[key].SetLb(math.ceil(blocks) * t)
 
 
 def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
-                 policy: Policy, time_limit_s: float, threads: int, hint: Plan | None) -> Plan | None:
+                 policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None) -> Plan | None:
     """Integer master over the uniform patterns (whole TP blocks), then blocks onto instances."""
     from ortools.sat.python import cp_model
 
@@ -409,12 +477,12 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
     cover: dict[int, list] = defaultdict(list)
     count: dict[int, list] = defaultdict(list)
     size: dict[tuple[str, int], list] = defaultdict(list)
-    lp_values = master.values
     for g, members, t in uniform:
         top = max(-(-demands[d].concurrency // k) + demands[d].min_replicas for d, _, k in members)
         b = m.NewIntVar(0, top, "")
         beta.append((g, members, t, b))
-        m.AddHint(b, math.ceil(lp_values.get((g, members), 0.0) / t - 1e-9))
+        if hint is not None:
+            m.AddHint(b, hint.get((g, members), 0))
         for d, _, k in members:
             cover[d].append(k * b)
             count[d].append(b)
@@ -478,12 +546,15 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
                    incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
-    cg_deadline = time.perf_counter() + 0.5 * (deadline - time.perf_counter())
-    master, bound, lp, iterations, converged = column_generation(demands, offers, slot_bounds, incumbent, cg_deadline, say)
+    gen = _Generator(demands, offers, slot_bounds, incumbent)
+    bound, lp, iterations, converged = gen.run(time.perf_counter() + 0.4 * (deadline - time.perf_counter()), say)
     if lp is None:
-        return PatternResult(None, None, None, iterations, len(master.columns), False)
-    remaining = deadline - time.perf_counter()
-    plan = integer_plan(master, demands, offers, slot_bounds, policy, max(0.5, 0.6 * remaining), threads, incumbent)
+        return PatternResult(None, None, None, iterations, len(gen.master.columns), False)
+    dived = gen.dive(time.perf_counter() + 0.4 * (deadline - time.perf_counter()))
+    if dived is not None:
+        say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, ${gen.master.lp.Objective().Value():.2f}/h")
+    plan = integer_plan(gen.master, demands, offers, slot_bounds, policy,
+                        max(0.5, 0.8 * (deadline - time.perf_counter())), threads, dived)
     if plan is not None:
         say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
-    return PatternResult(bound, lp, plan, iterations, len(master.columns), converged)
+    return PatternResult(max(bound, 0.0), lp, plan, iterations, len(gen.master.columns), converged)
