@@ -50,6 +50,7 @@ MILLS_PER_USD = 1000
 EPS = 1e-7
 COLUMNS_PER_CLASS = 8  # disjoint improving patterns taken per pricing class and iteration
 FULL_ROUND_EVERY = 8  # partial rounds between full (exact, bound-giving) pricing rounds
+FINE_UNITS = 4096  # memory steps of the bound's knapsack (two choices per option, so it can afford fine steps)
 CANDIDATES = 48  # deployments (densest value per memory step) a heuristic pricing round considers per class
 COARSE_K = 12  # sequence counts per option tried by the heuristic pricing of partial rounds
 SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds the rest as the duals ask)
@@ -145,10 +146,6 @@ def _items(demands: list[Demand], offers: list[Offer]) -> dict[str, list[_Item]]
     return dict(out)
 
 
-def _fits(members, items_by_key, limit_bytes: int) -> bool:
-    return sum(items_by_key[d, p].static_bytes + k * items_by_key[d, p].kv_bytes for d, p, k in members) <= limit_bytes
-
-
 def _steps(it: _Item) -> tuple[np.ndarray, np.ndarray]:
     """Sequences k and their weight in UNITS steps (rounded down), keeping the largest k of each weight."""
     unit = it.limit_bytes / UNITS
@@ -241,19 +238,77 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
     return value, members
 
 
-def _repair(members: list[tuple[int, int, int]], items_by_key, limit_bytes: int):
-    """Rounded-down weights may overfill a GPU by a few units: take sequences off the largest shards until it fits."""
+def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float]) -> float:
+    """An upper bound on any pattern's value over `items`, much tighter than the pricing DP's at the same cost.
+
+    For a fixed set of shards, the value and the weight are linear in each shard's k, so the best (continuous) k's
+    form a vertex of {1 <= k_d <= M_d, sum b_d k_d <= room}: every shard at k = 1 or k = M but one, the *filler*,
+    which takes what room is left. So the bound is the best of: a multiple-choice knapsack with two choices per
+    option (k = 1, k = M) over FINE_UNITS memory steps, alone or plus any filler f whose extra sequences fill the
+    room the others leave (the knapsack may hold f as well: counting f twice only loosens the bound). Weights are
+    rounded down, so every real pattern, and every integer k, is covered."""
+    limit = items[0].limit_bytes
+    unit = limit / FINE_UNITS
+    dp = np.zeros(FINE_UNITS + 1)
+    by_d: dict[int, list[_Item]] = defaultdict(list)
+    fill = []  # (weight of f at k = 1 in steps, value at k = 1, value per step of fill, fill cap in steps)
+    for it in items:
+        m, n = mu.get(it.d, 0.0), max(0.0, nu.get(it.d, 0.0))
+        if m <= 0 and n <= 0:
+            continue
+        by_d[it.d].append(it)
+        w1 = math.floor((it.static_bytes + it.kv_bytes) / unit)
+        if m > 0 and it.max_k > 1 and w1 <= FINE_UNITS:
+            fill.append((w1, (m + n) / it.tp, m * unit / (it.tp * it.kv_bytes), (it.max_k - 1) * it.kv_bytes / unit))
+    for its in by_d.values():
+        best = dp.copy()
+        for it in its:
+            m, n = mu.get(it.d, 0.0), max(0.0, nu.get(it.d, 0.0))
+            for k in {1, it.max_k}:
+                w = math.floor((it.static_bytes + k * it.kv_bytes) / unit)
+                if w <= FINE_UNITS:
+                    np.maximum(best[w:], dp[:FINE_UNITS + 1 - w] + (m * k + n) / it.tp, out=best[w:])
+        dp = best
+    bound = float(dp[FINE_UNITS])
+    cols = np.arange(FINE_UNITS + 1)
+    for start in range(0, len(fill), 128):
+        chunk = np.array(fill[start:start + 128])
+        w1, base, rho, cap = (chunk[:, i][:, None] for i in range(4))
+        room = FINE_UNITS - w1 - cols[None, :]
+        value = np.where(room >= 0, dp[None, :] + base + rho * np.minimum(np.maximum(room, 0), cap), -np.inf)
+        bound = max(bound, float(value.max()))
+    return bound
+
+
+def _repair(members: list[tuple[int, int, int]], items_by_key, limit_bytes: int, mu: dict[int, float] | None = None):
+    """Rounded-down weights may overfill a GPU by a few steps: take off the sequences worth least under the duals
+    `mu` (the fewest bytes' worth without duals): the shard that can free the excess alone at the least value, or,
+    if none can, the one whose sequences are cheapest per byte down to one; a shard at one sequence that still
+    does not fit leaves. Taking from the wrong shard turns an improving pattern into a known one, and column
+    generation would stop early."""
     members = list(members)
-    while not _fits(members, items_by_key, limit_bytes):
-        j = max(range(len(members)), key=lambda i: items_by_key[members[i][:2]].kv_bytes * members[i][2])
-        d, p, k = members[j]
-        if k <= 1:
-            members.pop(j)
+    while True:
+        excess = sum(items_by_key[d, p].static_bytes + k * items_by_key[d, p].kv_bytes
+                     for d, p, k in members) - limit_bytes
+        if excess <= 0:
+            return members
+        options = []
+        for i, (d, p, k) in enumerate(members):
+            it = items_by_key[d, p]
+            price = (mu or {}).get(d, 0.0) / it.tp if mu is not None else it.kv_bytes
+            need = math.ceil(excess / it.kv_bytes)
+            if need <= k - 1:
+                options.append((0, need * price, i, k - need))
+            elif k > 1:
+                options.append((1, price / it.kv_bytes, i, 1))
+        if not options:  # every shard at one sequence: the cheapest one leaves
+            members.pop(min(range(len(members)), key=lambda i: (mu or {}).get(members[i][0], 0.0)))
             if not members:
                 return None
-        else:
-            members[j] = (d, p, k - 1)
-    return members
+            continue
+        _, _, i, k = min(options)
+        d, p, _ = members[i]
+        members[i] = (d, p, k)
 
 
 def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], float],
@@ -365,7 +420,7 @@ class _Generator:
             for _ in range(COLUMNS_PER_CLASS):  # then the best pattern without those deployments, and so on
                 if not members:
                     break
-                ms = _repair(members, self.by_key, pool[0].limit_bytes)
+                ms = _repair(members, self.by_key, pool[0].limit_bytes, mu)
                 if ms and self.master.add(_pattern(g, ms)):
                     added += 1
                 taken = {d for d, _, _ in members}
@@ -390,6 +445,7 @@ class _Generator:
             if not master.solve():
                 return best, None, it_no, False
             lp_value = master.lp.Objective().Value()
+            self.lp_values = {key: var.solution_value() for key, var in master.columns.items()}
             mu, nu, dual_value = self.duals()
             added, worst, theta, found = self.price(everything if full else sorted(active), mu, nu, coarse=not full)
             # Mixed-TP classes (the largest pools) wait for full rounds; their columns matter only near the optimum.
@@ -402,11 +458,22 @@ class _Generator:
                 since_full += 1
             say(f"patterns: iteration {it_no}{'' if full else ' (partial)'}, LP ${lp_value:.2f}/h, "
                 f"bound ${max(best, 0):.2f}/h, {len(master.columns)} columns")
-            if added == 0 and full:
-                return best, lp_value, it_no, True
-            if time.perf_counter() > deadline:
-                return best, lp_value, it_no, False
+            converged = added == 0 and full
+            if converged or time.perf_counter() > deadline:
+                best = max(best, self.certify(mu, nu, dual_value))
+                say(f"patterns: {'converged' if converged else 'stopped'}, bound ${best:.2f}/h")
+                return best, lp_value, it_no, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
+
+    def certify(self, mu, nu, dual_value: float) -> float:
+        """Farley's and the Lagrangian bound for duals (mu, nu), every class bounded by _value_bound."""
+        theta, worst = 1.0, defaultdict(float)
+        for g, t, _, pool in self.classes:
+            cost = self.master.gpu_price[g, t]
+            value = _value_bound(pool, mu, nu)
+            theta = max(theta, value / cost)
+            worst[g] = max(worst[g], value - cost)
+        return max(dual_value / theta, dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()))
 
     def dive(self, deadline: float) -> dict[Pattern, int] | None:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): fix the block count closest to its next
@@ -553,6 +620,12 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     dived = gen.dive(time.perf_counter() + 0.4 * (deadline - time.perf_counter()))
     if dived is not None:
         say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, ${gen.master.lp.Objective().Value():.2f}/h")
+    else:  # the LP failed mid-dive: round the column generation's last LP up instead
+        dived = {}
+        for (g, members), value in gen.lp_values.items():
+            tps = {demands[d].options[p].tp for d, p, _ in members}
+            if len(tps) == 1 and value > 1e-6:
+                dived[g, members] = math.ceil(value / tps.pop() - 1e-6)
     plan = integer_plan(gen.master, demands, offers, slot_bounds, policy,
                         max(0.5, 0.8 * (deadline - time.perf_counter())), threads, dived)
     if plan is not None:
