@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
+
 from hypothesis import HealthCheck, assume, given, settings
 from synthetic import Budget, brute_force, instances
 from validator import check
@@ -90,3 +92,61 @@ def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement():
     assert cost <= greedy.cost_usd_per_hour(by_id) / 1.3
     assert result.bound_usd_per_hour <= cost
     assert cost / result.bound_usd_per_hour < 1.15  # measured 1.07-1.10; the old aggregated path gave 1.2-1.4
+
+
+def _toy_items(draw_sizes):
+    from planner.patterns import _Item
+
+    limit = 1000 * 2**20
+    return [_Item(d, 0, "toy", 1, a * 2**20, b * 2**20, m, limit) for d, (a, b, m) in enumerate(draw_sizes)]
+
+
+def _best_exact(items, mu, nu):
+    """Every pattern of up to all toy items, every k: the true most valuable pattern."""
+    import itertools
+
+    best = 0.0
+    for r in range(1, len(items) + 1):
+        for subset in itertools.combinations(items, r):
+            for ks in itertools.product(*[range(1, it.max_k + 1) for it in subset]):
+                used = sum(it.static_bytes + k * it.kv_bytes for it, k in zip(subset, ks))
+                if used <= items[0].limit_bytes:
+                    best = max(best, sum(mu[it.d] * k + nu[it.d] for it, k in zip(subset, ks)))
+    return best
+
+
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
+       st.lists(st.floats(0, 1), min_size=4, max_size=4), st.lists(st.floats(0, 1), min_size=4, max_size=4))
+def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
+    """Both the pricing knapsack (256 steps) and the bound's knapsack (4,096 steps, two choices and a filler) are
+    upper bounds on the best real pattern: the Lagrangian and Farley bounds rest on that."""
+    from planner.patterns import _price, _steps, _value_bound
+
+    items = _toy_items(sizes)
+    mu = {i: mus[i] for i in range(len(items))}
+    nu = {i: nus[i] for i in range(len(items))}
+    steps = {}
+    for it in items:
+        ks, w = steps[it.d, it.p, "all"] = _steps(it)
+        steps[it.d, it.p, "density"] = ((float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
+                                         1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+    exact = _best_exact(items, mu, nu)
+    assert _value_bound(items, mu, nu) >= exact - 1e-9
+    assert _price(items, steps, mu, nu, cost=0.0)[0] >= exact - 1e-9
+
+
+def test_repair_takes_the_sequences_worth_least():
+    """An overfilled pattern loses the few sequences that cost least under the duals, not the biggest shard's."""
+    from planner.patterns import _repair
+
+    items = _toy_items([(430, 2, 100), (250, 50, 3)])  # 1000 MiB GPU
+    by_key = {(it.d, it.p): it for it in items}
+    members = [(0, 0, 100), (1, 0, 3)]  # 430 + 200 + 250 + 150 = 1030 MiB: 30 too many
+    mu = {0: 1.0, 1: 1.0}  # one sequence of deployment 1 frees those 30 MiB; deployment 0 would give up 15
+    fixed = _repair(members, by_key, items[0].limit_bytes, mu)
+    assert fixed == [(0, 0, 100), (1, 0, 2)]
+    assert sum(by_key[d, p].static_bytes + k * by_key[d, p].kv_bytes for d, p, k in fixed) <= items[0].limit_bytes
