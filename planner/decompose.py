@@ -31,19 +31,30 @@ from planner.demands import LOAD_UNITS, Demand
 from planner.greedy import _Box, _fits, blocks, split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import (
-    BucketAssignment,
-    PlacedReplica,
-    Plan,
-    PlannedInstance,
-    instance_price,
-)
+from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
 
 KIB = 1024
 MILLS_PER_USD = 1000
 # With the pattern path, the fleet model only adds its integer rounding to the bound; above this many replica
 # options it does not reach a useful bound in a fifth of the time (bench/scale.py), so it is skipped.
 FLEET_MODEL_WITH_PATTERNS_OPTIONS = 2500
+
+
+def instance_counts(m, offers: list[Offer], slot_bounds: dict[str, int]):
+    """Integer instance counts per offer, owned units apart (rented only once every owned unit is in use: owned
+    never costs more), and their cost in thousandths of a dollar per hour. Returns (n_own, n_rent, cost)."""
+    n_own, n_rent = {}, {}
+    for o in offers:
+        cap = slot_bounds[o.id]
+        n_own[o.id] = m.NewIntVar(0, min(o.owned, cap), f"own_{o.id}")
+        n_rent[o.id] = m.NewIntVar(0, max(0, cap - o.owned), f"rent_{o.id}")
+        if o.owned and cap > o.owned:
+            full = m.NewBoolVar(f"full_{o.id}")
+            m.Add(n_own[o.id] == o.owned).OnlyEnforceIf(full)
+            m.Add(n_rent[o.id] == 0).OnlyEnforceIf(full.Not())
+    cost = sum(round(o.owned_price_usd_per_hour * MILLS_PER_USD) * n_own[o.id]
+               + round(o.price_usd_per_hour * MILLS_PER_USD) * n_rent[o.id] for o in offers)
+    return n_own, n_rent, cost
 
 
 def fleet_model(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
@@ -57,15 +68,7 @@ def fleet_model(demands: list[Demand], offers: list[Offer], policy: Policy, slot
     by_gpu: dict[str, list[Offer]] = defaultdict(list)
     for o in offers:
         by_gpu[o.gpu].append(o)
-    n_own, n_rent = {}, {}
-    for o in offers:
-        cap = slot_bounds[o.id]
-        n_own[o.id] = m.NewIntVar(0, min(o.owned, cap), f"own_{o.id}")
-        n_rent[o.id] = m.NewIntVar(0, max(0, cap - o.owned), f"rent_{o.id}")
-        if o.owned and cap > o.owned:  # rent only once every owned unit is in use (owned never costs more)
-            full = m.NewBoolVar(f"full_{o.id}")
-            m.Add(n_own[o.id] == o.owned).OnlyEnforceIf(full)
-            m.Add(n_rent[o.id] == 0).OnlyEnforceIf(full.Not())
+    n_own, n_rent, cost = instance_counts(m, offers, slot_bounds)
     r, s = {}, {}
     y = {}
     limit_kib = {}
@@ -122,8 +125,6 @@ def fleet_model(demands: list[Demand], offers: list[Offer], policy: Policy, slot
             m.Add(sum(big) <= gpus_available)
         for t, need in block_need.items():
             m.Add(sum(need) <= sum((o.gpu_count // t) * (n_own[o.id] + n_rent[o.id]) for o in offs))
-    cost = sum(round(o.owned_price_usd_per_hour * MILLS_PER_USD) * n_own[o.id]
-               + round(o.price_usd_per_hour * MILLS_PER_USD) * n_rent[o.id] for o in offers)
     m.Minimize(cost)
     if hint is not None:
         counts: dict[tuple[str, bool], int] = defaultdict(int)

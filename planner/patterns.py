@@ -7,28 +7,24 @@ sequences per replica), at most one per deployment (anti-affinity), static + k x
 usable bytes.
 
 Master LP (GLOP), a relaxation of every plan (valid for any mix of TP degrees on one GPU):
-    lambda_S >= 0                  GPUs of type g filled with pattern S
-    n_o in [0, N_o]                instances of offer o (owned units at the owned price)
-    supply    sum_S lambda_S <= sum_o G_o n_o                                      per GPU type
-    blocks    sum_{S: max tp(S) >= t} lambda_S <= sum_{o: G_o >= t} G_o n_o         per GPU type, t = 2, 4, 8, ..
+    lambda_S >= 0      GPUs of type g filled with pattern S, each at gpu_price[g, T]: the cheapest price per GPU of
+                       an instance with at least T GPUs, T the largest TP degree in S
     coverage  sum_S lambda_S k_Sd / tp_Sd >= concurrency_d    (a TP-t replica is t shards holding the same k)
     replicas  min_d <= sum_S lambda_S [d in S] / tp_Sd <= max_d
-    minimise  sum_o price_o n_o
+    minimise  sum_S gpu_price_S lambda_S
 Pricing: with the LP duals, the most valuable pattern of each GPU type and TP class is a multiple-choice knapsack
 (one shard per deployment, any k in 1..M) solved by dynamic programming over the GPU's memory in UNITS steps, weights
-rounded down: its value is an upper bound on every pattern's, so the Lagrangian bound
-
-    LB = duals . right-hand sides + sum_o min(0, rc_o) N_o - sum_g U_g max(0, best pattern value_g - cost_g)
-
-(U_g: GPUs of type g a plan no dearer than the incumbent can have) is a valid lower bound on the optimum at every
-iteration, and equals the LP optimum once no pattern prices out.
+rounded down. Bounds, valid with any duals: Farley's duals . rhs / max(value / cost) and the Lagrangian
+duals . rhs - sum_g U_g max(0, value - cost) (U_g: GPUs of type g a plan no dearer than the incumbent can pay for),
+with pattern values bounded by _value_bound when column generation stops; both equal the LP optimum once no
+pattern prices out. The memory-price bound is their floor.
 
 Plan: the integer master over the *uniform* patterns found (every shard of the same TP degree t: a t-GPU block whose
 GPUs hold identical shards), solved by CP-SAT with integer block counts; power-of-two blocks packed largest first
 into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
 
-Applies to concurrency-sized deployments with co-location allowed and power-of-two GPU counts; other scenarios keep
-the aggregated fleet model.
+Applies to concurrency-sized deployments with co-location allowed, rented offers without quotas and power-of-two
+GPU counts (`applicable`); other scenarios keep the aggregated fleet model.
 """
 
 from __future__ import annotations
@@ -46,8 +42,7 @@ from planner.scenario import Policy
 from planner.solution import PlacedReplica, Plan, PlannedInstance
 
 UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
-MILLS_PER_USD = 1000
-EPS = 1e-7
+EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this to count as improving
 COLUMNS_PER_CLASS = 8  # disjoint improving patterns taken per pricing class and iteration
 FULL_ROUND_EVERY = 8  # partial rounds between full (exact, bound-giving) pricing rounds
 FINE_UNITS = 4096  # memory steps of the bound's knapsack (two choices per option, so it can afford fine steps)
@@ -86,8 +81,6 @@ class PatternResult:
     bound_usd_per_hour: float | None
     lp_usd_per_hour: float | None
     plan: Plan | None
-    iterations: int
-    columns: int
     converged: bool
 
 
@@ -113,7 +106,6 @@ class _Master:
                     for d in demands}
         lp.Objective().SetMinimization()
         self.columns: dict[Pattern, object] = {}
-        self.values: dict[Pattern, float] = {}
 
     def add(self, pattern: Pattern) -> bool:
         if pattern in self.columns:
@@ -133,6 +125,12 @@ class _Master:
         from ortools.linear_solver import pywraplp
 
         return self.lp.Solve() == pywraplp.Solver.OPTIMAL
+
+
+def _uniform_tp(demands: list[Demand], members) -> int | None:
+    """The TP degree every shard of a pattern shares (a whole t-GPU block), or None for a mixed pattern."""
+    tps = {demands[d].options[p].tp for d, p, _ in members}
+    return tps.pop() if len(tps) == 1 else None
 
 
 def _items(demands: list[Demand], offers: list[Offer]) -> dict[str, list[_Item]]:
@@ -157,6 +155,21 @@ def _steps(it: _Item) -> tuple[np.ndarray, np.ndarray]:
         last = np.append(w[1:] != w[:-1], True)  # equal weight: the most sequences is worth the most
         ks, w = ks[last], w[last]
     return ks, w
+
+
+def _step_tables(items: list[_Item]) -> dict:
+    """What pricing reads per item, computed once: (d, p, "all") every useful (k, steps); (d, p, "coarse") COARSE_K of
+    them for heuristic rounds; (d, p, "density") the most sequences and the most shards per step, for the quick
+    bound."""
+    steps = {}
+    for it in items:
+        ks, w = steps[it.d, it.p, "all"] = _steps(it)
+        pick = np.unique(np.linspace(0, len(ks) - 1, min(len(ks), COARSE_K)).round().astype(int))
+        steps[it.d, it.p, "coarse"] = ks[pick], w[pick]
+        steps[it.d, it.p, "density"] = (
+            (float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
+             1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+    return steps
 
 
 def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float], cost: float,
@@ -196,7 +209,7 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
         room -= take
         if room <= 0:
             break
-    if quick <= cost + EPS:
+    if quick <= cost + EPS_USD_PER_HOUR:
         return quick, None
     if coarse and len(top_value) > CANDIDATES:  # heuristic rounds: only the densest deployments can join
         keep = set(sorted(top_value, key=lambda d: -top_density[d])[:CANDIDATES])
@@ -224,7 +237,7 @@ def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]
         trace.append((its, arg_e, arg_k))
         dp = best
     value = float(dp[UNITS])
-    if value <= cost + EPS:
+    if value <= cost + EPS_USD_PER_HOUR:
         return value, None
     members = []
     c = UNITS
@@ -342,15 +355,7 @@ class _Generator:
         self.items = items = _items(demands, offers)
         self.by_key = by_key = {(it.d, it.p): it for its in items.values() for it in its}
         self.master = master = _Master(demands, offers, items)
-        self.steps = steps = {}
-        for its in items.values():
-            for it in its:
-                ks, w = steps[it.d, it.p, "all"] = _steps(it)
-                pick = np.unique(np.linspace(0, len(ks) - 1, min(len(ks), COARSE_K)).round().astype(int))
-                steps[it.d, it.p, "coarse"] = ks[pick], w[pick]
-                steps[it.d, it.p, "density"] = (
-                    (float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
-                     1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+        self.steps = _step_tables([it for its in items.values() for it in its])
         # Start: each deployment's SEED_OPTIONS cheapest options alone (by price per sequence), full replicas and
         # the replica that holds the rest, so the integer master is feasible from the first iteration.
         by_d: dict[int, list[_Item]] = defaultdict(list)
@@ -430,9 +435,8 @@ class _Generator:
                 members = _price(pool, self.steps, mu, nu, cost, coarse=True)[1]
         return added, worst, theta, found
 
-    def run(self, deadline: float, say) -> tuple[float, float | None, int, bool]:
-        """Column generation until no pattern prices out or `deadline`: (best bound, LP value, iterations,
-        converged). Partial rounds price (coarsely) only the classes that found columns last time; a full round,
+    def run(self, deadline: float, say) -> tuple[float, float | None, bool]:
+        """Column generation until no pattern prices out or `deadline`: (best bound, LP value, converged). Partial rounds price (coarsely) only the classes that found columns last time; a full round,
         exact over every class, comes when a partial round finds nothing or every FULL_ROUND_EVERY rounds, and
         only full rounds give a bound."""
         master = self.master
@@ -443,7 +447,7 @@ class _Generator:
         while True:
             it_no += 1
             if not master.solve():
-                return best, None, it_no, False
+                return best, None, False
             lp_value = master.lp.Objective().Value()
             self.lp_values = {key: var.solution_value() for key, var in master.columns.items()}
             mu, nu, dual_value = self.duals()
@@ -462,7 +466,7 @@ class _Generator:
             if converged or time.perf_counter() > deadline:
                 best = max(best, self.certify(mu, nu, dual_value))
                 say(f"patterns: {'converged' if converged else 'stopped'}, bound ${best:.2f}/h")
-                return best, lp_value, it_no, converged
+                return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
 
     def certify(self, mu, nu, dual_value: float) -> float:
@@ -484,10 +488,9 @@ class _Generator:
         uniform = [c for c, cl in enumerate(self.classes) if cl[2]]
         start = time.perf_counter()
         soft = start + 0.6 * (deadline - start)
-        tps = {}
+        tps: dict[Pattern, int | None] = {}
         for key, var in master.columns.items():
-            kinds = {demands[d].options[p].tp for d, p, _ in key[1]}
-            if len(kinds) > 1:
+            if _uniform_tp(demands, key[1]) is None:
                 var.SetUb(0.0)
         while True:
             if not master.solve():
@@ -500,8 +503,7 @@ class _Generator:
             frac = []
             for key, var in master.columns.items():
                 if key not in tps:
-                    kinds = {demands[d].options[p].tp for d, p, _ in key[1]}
-                    tps[key] = kinds.pop() if len(kinds) == 1 else None
+                    tps[key] = _uniform_tp(demands, key[1])
                 t = tps[key]
                 if t is None:
                     continue
@@ -523,23 +525,12 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
     """Integer master over the uniform patterns (whole TP blocks), then blocks onto instances."""
     from ortools.sat.python import cp_model
 
+    from planner.decompose import instance_counts
     from planner.solver import run_cp_sat
 
     m = cp_model.CpModel()
-    uniform = []
-    for (g, members) in master.columns:
-        tps = {demands[d].options[p].tp for d, p, _ in members}
-        if len(tps) == 1:
-            uniform.append((g, members, tps.pop()))
-    n_own, n_rent = {}, {}
-    for o in offers:
-        cap = slot_bounds[o.id]
-        n_own[o.id] = m.NewIntVar(0, min(o.owned, cap), "")
-        n_rent[o.id] = m.NewIntVar(0, max(0, cap - o.owned), "")
-        if o.owned and cap > o.owned:  # rent only once every owned unit is in use
-            full = m.NewBoolVar("")
-            m.Add(n_own[o.id] == o.owned).OnlyEnforceIf(full)
-            m.Add(n_rent[o.id] == 0).OnlyEnforceIf(full.Not())
+    uniform = [(g, members, t) for g, members in master.columns if (t := _uniform_tp(demands, members)) is not None]
+    n_own, n_rent, cost = instance_counts(m, offers, slot_bounds)
     beta = []
     cover: dict[int, list] = defaultdict(list)
     count: dict[int, list] = defaultdict(list)
@@ -565,8 +556,7 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
             need = [x for tt in sizes if tt >= t for x in size[g, tt]]
             m.Add(sum(need) <= sum(o.gpu_count * (n_own[o.id] + n_rent[o.id]) for o in offers
                                    if o.gpu == g and o.gpu_count >= t))
-    m.Minimize(sum(round(o.owned_price_usd_per_hour * MILLS_PER_USD) * n_own[o.id]
-                   + round(o.price_usd_per_hour * MILLS_PER_USD) * n_rent[o.id] for o in offers))
+    m.Minimize(cost)
     solver, code = run_cp_sat(m, max(0.5, time_limit_s), threads, policy.seed)
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
@@ -614,20 +604,20 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
     gen = _Generator(demands, offers, slot_bounds, incumbent)
-    bound, lp, iterations, converged = gen.run(time.perf_counter() + 0.4 * (deadline - time.perf_counter()), say)
+    bound, lp, converged = gen.run(time.perf_counter() + 0.4 * (deadline - time.perf_counter()), say)
     if lp is None:
-        return PatternResult(None, None, None, iterations, len(gen.master.columns), False)
+        return PatternResult(None, None, None, False)
     dived = gen.dive(time.perf_counter() + 0.4 * (deadline - time.perf_counter()))
     if dived is not None:
         say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, ${gen.master.lp.Objective().Value():.2f}/h")
     else:  # the LP failed mid-dive: round the column generation's last LP up instead
         dived = {}
         for (g, members), value in gen.lp_values.items():
-            tps = {demands[d].options[p].tp for d, p, _ in members}
-            if len(tps) == 1 and value > 1e-6:
-                dived[g, members] = math.ceil(value / tps.pop() - 1e-6)
+            t = _uniform_tp(demands, members)
+            if t is not None and value > 1e-6:
+                dived[g, members] = math.ceil(value / t - 1e-6)
     plan = integer_plan(gen.master, demands, offers, slot_bounds, policy,
                         max(0.5, 0.8 * (deadline - time.perf_counter())), threads, dived)
     if plan is not None:
         say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
-    return PatternResult(max(bound, 0.0), lp, plan, iterations, len(gen.master.columns), converged)
+    return PatternResult(max(bound, 0.0), lp, plan, converged)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from synthetic import Budget, brute_force, instances
 from validator import check
 
@@ -115,8 +114,6 @@ def _best_exact(items, mu, nu):
     return best
 
 
-from hypothesis import strategies as st  # noqa: E402
-
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
@@ -124,16 +121,12 @@ from hypothesis import strategies as st  # noqa: E402
 def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
     """Both the pricing knapsack (256 steps) and the bound's knapsack (4,096 steps, two choices and a filler) are
     upper bounds on the best real pattern: the Lagrangian and Farley bounds rest on that."""
-    from planner.patterns import _price, _steps, _value_bound
+    from planner.patterns import _price, _step_tables, _value_bound
 
     items = _toy_items(sizes)
     mu = {i: mus[i] for i in range(len(items))}
     nu = {i: nus[i] for i in range(len(items))}
-    steps = {}
-    for it in items:
-        ks, w = steps[it.d, it.p, "all"] = _steps(it)
-        steps[it.d, it.p, "density"] = ((float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
-                                         1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+    steps = _step_tables(items)
     exact = _best_exact(items, mu, nu)
     assert _value_bound(items, mu, nu) >= exact - 1e-9
     assert _price(items, steps, mu, nu, cost=0.0)[0] >= exact - 1e-9
