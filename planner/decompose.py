@@ -32,9 +32,8 @@ from planner.greedy import _Box, _fits, blocks, split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
+from planner.solver import KIB, MILLS_PER_USD
 
-KIB = 1024
-MILLS_PER_USD = 1000
 # With the pattern path, the fleet model only adds its integer rounding to the bound; above this many replica
 # options it does not reach a useful bound in a fifth of the time (bench/scale.py), so it is skipped.
 FLEET_MODEL_WITH_PATTERNS_OPTIONS = 2500
