@@ -37,6 +37,8 @@ from planner.solver import KIB, MILLS_PER_USD
 # With the pattern path, the fleet model only adds its integer rounding to the bound; above this many replica
 # options it does not reach a useful bound in a fifth of the time (bench/scale.py), so it is skipped.
 FLEET_MODEL_WITH_PATTERNS_OPTIONS = 2500
+# Share of the time left that the pattern path gets; neighbourhood search polishes its plan in the rest.
+PATTERN_SHARE = 0.9
 
 
 def instance_counts(m, offers: list[Offer], slot_bounds: dict[str, int]):
@@ -247,7 +249,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     candidates: list[Plan] = [p for p in (greedy,) if p is not None]
     if use_patterns:
         result = solve_patterns(demands, offers, policy, slot_bounds, greedy,
-                                0.6 * (time_limit_s - (time.perf_counter() - started)), threads, say,
+                                PATTERN_SHARE * (time_limit_s - (time.perf_counter() - started)), threads, say,
                                 time.perf_counter())
         if result.bound_usd_per_hour is not None and (bound is None or result.bound_usd_per_hour > bound):
             bound = result.bound_usd_per_hour

@@ -121,7 +121,7 @@ def _best_exact(items, mu, nu):
 def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
     """Both the pricing knapsack (256 steps) and the bound's knapsack (4,096 steps, two choices and a filler) are
     upper bounds on the best real pattern: the Lagrangian and Farley bounds rest on that."""
-    from planner.patterns import _price, _step_tables, _value_bound
+    from planner.patterns import _exact_value_bound, _price, _step_tables, _value_bound
 
     items = _toy_items(sizes)
     mu = {i: mus[i] for i in range(len(items))}
@@ -130,6 +130,64 @@ def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
     exact = _best_exact(items, mu, nu)
     assert _value_bound(items, mu, nu) >= exact - 1e-9
     assert _price(items, steps, mu, nu, cost=0.0)[0] >= exact - 1e-9
+    # The certification's CP-SAT knapsack is a bound too, and exact up to its integer scaling (a millionth of the
+    # GPU's price per unit of each coefficient): it must not be loose, or the certified bound would be.
+    certified = _exact_value_bound(items, mu, nu, 1.0, 10.0, 1, 0)
+    assert exact - 1e-9 <= certified <= exact + 1e-3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
+       st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 2)), min_size=4, max_size=4),
+       st.integers(0, 400), st.floats(0.5, 2.0), st.floats(0.5, 2.0))
+def test_a_dominated_class_holds_no_pattern_its_dominator_cannot(sizes, changes, extra_mib, price_a, price_b):
+    """Pricing skips a class b that _dominated maps to a: sound only if every real pattern of b is also a pattern
+    of a (each shard at its counterpart's bytes) and a's GPU costs no more. Enumerate b's patterns and check."""
+    import itertools
+
+    from planner.patterns import _dominated, _Item
+
+    small = _toy_items(sizes)
+    big = [_Item(it.d, 0, "big", 1, it.static_bytes + ds * 2**20, max(0, it.kv_bytes - dk * 2**20), it.max_k + dm,
+                 it.limit_bytes + extra_mib * 2**20) for it, (ds, dk, dm) in zip(small, changes)]
+    classes = [("big", 1, True, big), ("toy", 1, True, small)]
+    dominated = _dominated(classes, {("big", 1): price_a, ("toy", 1): price_b})
+    if 1 not in dominated:
+        return
+    assert dominated[1] == 0 and price_a <= price_b
+    limit_small, limit_big = small[0].limit_bytes, big[0].limit_bytes
+    for r in range(1, len(small) + 1):
+        for subset in itertools.combinations(range(len(small)), r):
+            for ks in itertools.product(*[range(1, small[i].max_k + 1) for i in subset]):
+                if sum(small[i].static_bytes + k * small[i].kv_bytes for i, k in zip(subset, ks)) <= limit_small:
+                    assert all(k <= big[i].max_k for i, k in zip(subset, ks))
+                    assert sum(big[i].static_bytes + k * big[i].kv_bytes for i, k in zip(subset, ks)) <= limit_big
+
+
+def test_domination_prunes_the_catalog_classes():
+    """On a real fleet most (GPU type, TP) classes are dominated (e.g. an L40S by an RTX A6000: same 48 GB, dearer):
+    pricing then visits a fraction of them, and every kept class is its own representative."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from bench.fleet import synthetic_scenario
+    from planner.patterns import _Generator
+    from planner.plan import prepare
+    from planner.scenario import parse_scenario
+    from planner.solver import _prune
+
+    data = synthetic_scenario(20)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synthetic-20.yaml"
+        path.write_text(yaml.safe_dump(data))
+        prep = prepare(path, parse_scenario(data, str(path)))
+    pool = _prune([o for o in prep.offers if any(p.gpu == o.gpu for d in prep.demands for p in d.options)])
+    gen = _Generator(prep.demands, pool, {o.id: 100 for o in pool}, None)
+    assert len(gen.kept) < len(gen.classes) / 2
+    assert all(a in gen.kept and b not in gen.kept for b, a in gen.dominated.items())
+    assert not any(gen.classes[b][0] == "rtx-a6000-48gb" for b in gen.dominated)  # the cheapest 48 GB GPU
 
 
 def test_repair_takes_the_sequences_worth_least():
