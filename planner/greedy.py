@@ -23,6 +23,17 @@ class _Box:
     owned: bool
     free: list[int]
     tenants: list[set[int]] = field(default_factory=list)
+    room: int = 0  # max(free), kept current: first fit skips full instances without scanning their GPUs
+
+    def take(self, start: int, tp: int, nbytes: int, d: int) -> None:
+        """Put deployment d's shards of `nbytes` each on GPUs start..start+tp-1 (negative bytes: take them off)."""
+        for j in range(start, start + tp):
+            self.free[j] -= nbytes
+            if nbytes > 0:
+                self.tenants[j].add(d)
+            else:
+                self.tenants[j].discard(d)
+        self.room = max(self.free)
 
 
 def blocks(gpu_count: int, tp: int) -> list[int]:
@@ -59,7 +70,7 @@ def _open(boxes: list[_Box], opened: dict[str, int], offers: list[Offer], gpu: s
     *_, offer, owned = min(candidates, key=lambda c: c[:4])
     opened[offer.id] = opened.get(offer.id, 0) + 1
     box = _Box(offer=offer, owned=owned, free=[limit_bytes] * offer.gpu_count,
-               tenants=[set() for _ in range(offer.gpu_count)])
+               tenants=[set() for _ in range(offer.gpu_count)], room=limit_bytes)
     boxes.append(box)
     return box
 
@@ -81,6 +92,17 @@ def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy) -> P
     placed: list[tuple[int, int, int, int, int]] = []  # (deployment, option, box, first gpu, seqs)
     assignments: list[BucketAssignment] = []
     order = sorted(demands, key=lambda d: -min((o.static_bytes * o.tp for o in d.options), default=0))
+    cache: dict[tuple[str, int, int], float] = {}
+    any_owned = any(o.owned for o in offers)
+
+    def price_of(opt) -> float:
+        if any_owned:  # owned units are used up as the plan grows, and prices change with them
+            return _price_per_seq(opt, offers, opened)
+        key = (opt.gpu, opt.tp, opt.max_seqs)
+        if key not in cache:
+            cache[key] = _price_per_seq(opt, offers, opened)
+        return cache[key]
+
     for d in order:
         if d.mode == "throughput":
             groups = _throughput_groups(d, offers, opened)
@@ -94,12 +116,12 @@ def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy) -> P
                 return None
             placed += trial
             continue
-        ranked = sorted(range(len(d.options)), key=lambda k: (_price_per_seq(d.options[k], offers, opened),
-                                                              d.options[k].tp, d.options[k].gpu))
+        price = [price_of(opt) for opt in d.options]
+        ranked = sorted(range(len(d.options)), key=lambda k: (price[k], d.options[k].tp, d.options[k].gpu))
         done = False
         for k in ranked:
             opt = d.options[k]
-            if not math.isfinite(_price_per_seq(opt, offers, opened)):
+            if not math.isfinite(price[k]):
                 continue
             replicas = max(d.min_replicas, math.ceil(d.concurrency / opt.max_seqs))
             if d.max_replicas is not None and replicas > d.max_replicas:
@@ -127,25 +149,21 @@ def _place_all(d: Demand, replicas: list[tuple[int, int]], boxes: list[_Box], op
         opt = d.options[k]
         need = opt.placed_bytes(seqs)
         spot = next(((b, s) for b, box in enumerate(boxes)
-                     if box.offer.gpu == opt.gpu and box.offer.gpu_count >= opt.tp and max(box.free) >= need
+                     if box.room >= need and box.offer.gpu == opt.gpu and box.offer.gpu_count >= opt.tp
                      for s in blocks(box.offer.gpu_count, opt.tp)
                      if _fits(box, s, opt.tp, need, d.index, policy.colocate)), None)
         if spot is None:
             if _open(boxes, opened, offers, opt.gpu, opt.tp, opt.limit_bytes) is None:
                 for _, k_done, b, s, seqs_done in out:
                     done = d.options[k_done]
-                    for j in range(s, s + done.tp):
-                        boxes[b].free[j] += done.placed_bytes(seqs_done)
-                        boxes[b].tenants[j].discard(d.index)
+                    boxes[b].take(s, done.tp, -done.placed_bytes(seqs_done), d.index)
                 del boxes[n_boxes:]
                 opened.clear()
                 opened.update(opened_before)
                 return None
             spot = (len(boxes) - 1, 0)
         b, s = spot
-        for j in range(s, s + opt.tp):
-            boxes[b].free[j] -= need
-            boxes[b].tenants[j].add(d.index)
+        boxes[b].take(s, opt.tp, need, d.index)
         out.append((d.index, k, b, s, seqs))
     return out
 
