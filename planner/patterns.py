@@ -11,8 +11,11 @@ Master LP (GLOP), a relaxation of every plan (valid for any mix of TP degrees on
                        an instance with at least T GPUs, T the largest TP degree in S
     coverage  sum_S lambda_S k_Sd / tp_Sd >= concurrency_d    (a TP-t replica is t shards holding the same k)
     replicas  min_d <= sum_S lambda_S [d in S] / tp_Sd <= max_d
+    rounding  sum_p alpha_p r_dp >= beta   (r_dp: replicas of option p; MIR cuts from integer replica counts,
+                                            added when the LP breaks one: _mir_cut)
     minimise  sum_S gpu_price_S lambda_S
-Pricing: with the LP duals, the most valuable pattern of each GPU type and TP class is a multiple-choice knapsack
+Pricing: with the LP duals (a shard of option p is worth mu_d k plus nu_dp, the replica row's and the cuts'
+duals, per replica), the most valuable pattern of each GPU type and TP class is a multiple-choice knapsack
 (one shard per deployment, any k in 1..M) solved by dynamic programming over the GPU's memory in UNITS steps, weights
 rounded down. Bounds, valid with any duals: Farley's duals . rhs / max(value / cost) and the Lagrangian
 duals . rhs - sum_g U_g max(0, value - cost) (U_g: GPUs of type g a plan no dearer than the incumbent can pay for),
@@ -61,6 +64,7 @@ CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.3, 0.05, 0.5, 0.9
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
+MAX_CUTS_PER_DEPLOYMENT = 8  # rounding cuts kept per deployment (each charges a fractional replica's weights)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class _Master:
                     for d in demands}
         lp.Objective().SetMinimization()
         self.columns: dict[Pattern, object] = {}
+        self.shards: dict[int, list[tuple[object, int, int]]] = defaultdict(list)  # d -> (column, option, tp)
+        self.cuts: dict[int, list[tuple[object, dict[int, float], float]]] = defaultdict(list)  # d -> (row, alpha, rhs)
 
     def add(self, pattern: Pattern) -> bool:
         if pattern in self.columns:
@@ -131,7 +137,25 @@ class _Master:
             tp = self.demands[d].options[p].tp
             self.cov[d].SetCoefficient(lam, k / tp)
             self.rep[d].SetCoefficient(lam, 1 / tp)
+            self.shards[d].append((lam, p, tp))
+            for row, alpha, _ in self.cuts[d]:
+                row.SetCoefficient(lam, alpha[p] / tp)
         return True
+
+    def replicas(self) -> dict[int, dict[int, float]]:
+        """Replicas of each deployment by option in the current LP solution."""
+        out: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for d, shards in self.shards.items():
+            for lam, p, tp in shards:
+                out[d][p] += lam.solution_value() / tp
+        return out
+
+    def cut(self, d: int, alpha: dict[int, float], rhs: float) -> None:
+        """Add sum_p alpha_p r_dp >= rhs over deployment d's replicas by option (a valid inequality)."""
+        row = self.lp.Constraint(rhs, self.lp.infinity())
+        for lam, p, tp in self.shards[d]:
+            row.SetCoefficient(lam, alpha[p] / tp)
+        self.cuts[d].append((row, alpha, rhs))
 
     def solve(self) -> bool:
         from ortools.linear_solver import pywraplp
@@ -217,7 +241,7 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
     top_value: dict[int, float] = defaultdict(float)
     top_density: dict[int, float] = defaultdict(float)
     for it in items:
-        m, n = mu.get(it.d, 0.0), nu.get(it.d, 0.0)
+        m, n = mu.get(it.d, 0.0), nu.get((it.d, it.p), 0.0)
         ks, w = steps[it.d, it.p, "all"]
         if not len(ks):
             continue
@@ -259,7 +283,7 @@ def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[int, 
         arg_k = np.zeros(UNITS + 1, dtype=np.int64)
         for ei, it in enumerate(its):
             ks, w = steps[it.d, it.p, variant]
-            v = (mu.get(d, 0.0) * ks + nu.get(d, 0.0)) / it.tp
+            v = (mu.get(d, 0.0) * ks + nu.get((d, it.p), 0.0)) / it.tp
             idx = cols[None, :] - w[:, None]
             cand = np.where(idx >= 0, dp[np.maximum(idx, 0)] + v[:, None], -np.inf)
             kbest = cand.argmax(axis=0)
@@ -298,7 +322,7 @@ def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float])
     by_d: dict[int, list[_Item]] = defaultdict(list)
     fill = []  # (weight of f at k = 1 in steps, value at k = 1, value per step of fill, fill cap in steps)
     for it in items:
-        m, n = mu.get(it.d, 0.0), max(0.0, nu.get(it.d, 0.0))
+        m, n = mu.get(it.d, 0.0), max(0.0, nu.get((it.d, it.p), 0.0))
         if m <= 0 and n <= 0:
             continue
         by_d[it.d].append(it)
@@ -308,7 +332,7 @@ def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float])
     for its in by_d.values():
         best = dp.copy()
         for it in its:
-            m, n = mu.get(it.d, 0.0), max(0.0, nu.get(it.d, 0.0))
+            m, n = mu.get(it.d, 0.0), max(0.0, nu.get((it.d, it.p), 0.0))
             for k in {1, it.max_k}:
                 w = math.floor((it.static_bytes + k * it.kv_bytes) / unit)
                 if w <= FINE_UNITS:
@@ -340,7 +364,7 @@ def _exact_value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, f
     m = cp_model.CpModel()
     used, value, one = [], [], defaultdict(list)
     for it in items:
-        a, b = mu.get(it.d, 0.0) / it.tp, nu.get(it.d, 0.0) / it.tp
+        a, b = mu.get(it.d, 0.0) / it.tp, nu.get((it.d, it.p), 0.0) / it.tp
         if a <= 0 and b <= 0:
             continue
         y = m.NewBoolVar("")
@@ -394,6 +418,27 @@ def _repair(members: list[tuple[int, int, int]], items_by_key, limit_bytes: int,
         members[i] = (d, p, k)
 
 
+def _mir_cut(concurrency: int, max_k: dict[int, int], replicas: dict[int, float]):
+    """The most violated mixed-integer rounding cut on a deployment's replica counts: (alpha, rhs) or None.
+
+    Any plan has integer replicas r_p of each option p, each holding at most M_p sequences, so
+    sum_p M_p r_p >= C. Divided by an M_q in use and rounded (MIR for a >= row, with remainder
+    f = C mod M_q > 0): sum_p (floor(M_p / M_q) + min(M_p mod M_q, f) / f) r_p >= floor(C / M_q) + 1. The LP may
+    hold 1.3 replicas of a deployment that needs 2, paying for 1.3 copies of its weights; these cuts charge what
+    rounding costs. Integer arithmetic, coefficients rounded up (a weaker, still valid, cut)."""
+    best, best_violation = None, 1e-3
+    for m_q in {max_k[p] for p, r in replicas.items() if r > 1e-9}:
+        f = concurrency % m_q
+        if f == 0:
+            continue
+        alpha = {p: math.nextafter(m // m_q + min(m % m_q, f) / f, math.inf) for p, m in max_k.items()}
+        rhs = concurrency // m_q + 1
+        violation = (rhs - sum(alpha[p] * r for p, r in replicas.items())) / max(alpha.values())
+        if violation > best_violation:
+            best, best_violation = (alpha, float(rhs)), violation
+    return best
+
+
 def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], float],
                        items: dict[str, list[_Item]]) -> float:
     """A bound that needs no LP: a replica of option p holding k <= M sequences fills tp GPUs to (a + k b) / L each,
@@ -418,8 +463,10 @@ def _dominated(classes, gpu_price: dict[tuple[str, int], float]) -> dict[int, in
 
     b's pattern is one of a's when each of its shards has a counterpart on a (same deployment and TP degree) with
     no more bytes per sequence, at least as many sequences, and static bytes that exceed b's by so little that
-    even the most shards a b GPU can hold fit in what a's larger memory adds. Classes are compared within their
-    TP degree and kind, cheapest first, and only against classes kept, so every b maps to a priced class."""
+    even the most shards a b GPU can hold fit in what a's larger memory adds. (The counterpart is worth at least
+    as much under any duals: a rounding cut's coefficient never falls as an option's M grows.) Classes are compared
+    within their TP degree and kind, cheapest first, and only against classes kept, so every b maps to a priced
+    class."""
     order = sorted(range(len(classes)), key=lambda c: (classes[c][1], classes[c][2],
                                                       gpu_price[classes[c][0], classes[c][1]], classes[c][0]))
     kept: list[int] = []
@@ -506,18 +553,28 @@ class _Generator:
         self.dominated = _dominated(self.classes, master.gpu_price)
         self.columns_per_class = min(COLUMNS_PER_CLASS_MAX, max(COLUMNS_PER_CLASS_MIN, len(demands) // 10))
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
+        self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
+        for (d, p), it in by_key.items():
+            self.max_k[d][p] = it.max_k
         self.steps = _step_tables(list({(it.d, it.p): it for c in self.kept for it in self.classes[c][3]}.values()))
 
-    def duals(self) -> tuple[dict[int, float], dict[int, float], float]:
+    def duals(self) -> tuple[dict[int, float], dict[tuple[int, int], float], float]:
         """Multipliers with the signs the Lagrangian needs (GLOP's may stray by its tolerance), and duals . rhs;
         the bound and the pricing both use these, so the bound is valid whatever their values."""
         mu = {d: max(0.0, row.dual_value()) for d, row in self.master.cov.items()}
-        nu = {}
+        rep, value = {}, 0.0
         for d in self.demands:
             y = self.master.rep[d.index].dual_value()
-            nu[d.index] = y if y >= 0 or d.max_replicas is not None else 0.0
-        value = sum(mu[d.index] * d.concurrency
-                    + nu[d.index] * (d.min_replicas if nu[d.index] >= 0 else d.max_replicas) for d in self.demands)
+            rep[d.index] = y if y >= 0 or d.max_replicas is not None else 0.0
+            value += mu[d.index] * d.concurrency + rep[d.index] * (d.min_replicas if rep[d.index] >= 0
+                                                                   else d.max_replicas)
+        nu = {(d, p): rep[d] for d, p in self.by_key}  # what one replica of option p is worth, cuts included
+        for d, cuts in self.master.cuts.items():
+            for row, alpha, rhs in cuts:
+                pi = max(0.0, row.dual_value())
+                value += pi * rhs
+                for p, a in alpha.items():
+                    nu[d, p] += pi * a
         return mu, nu, value
 
     def price(self, which, mu, nu, coarse: bool) -> tuple[int, dict[str, float], float, set[int]]:
@@ -568,6 +625,8 @@ class _Generator:
             it_no += 1
             if not master.solve():
                 return best, None, False
+            if self.separate():
+                continue
             lp_value = master.lp.Objective().Value()
             self.lp_values = {key: var.solution_value() for key, var in master.columns.items()}
             mu, nu, dual_value = self.duals()
@@ -588,6 +647,18 @@ class _Generator:
                 say(f"patterns: {'converged' if converged else 'stopped'}, bound ${best:.2f}/h")
                 return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
+
+    def separate(self) -> int:
+        """Add the most violated rounding cut (_mir_cut) of each deployment whose LP replicas break one; how many."""
+        added = 0
+        for d, by_option in self.master.replicas().items():
+            if len(self.master.cuts[d]) >= MAX_CUTS_PER_DEPLOYMENT:
+                continue
+            cut = _mir_cut(self.demands[d].concurrency, self.max_k[d], by_option)
+            if cut is not None:
+                self.master.cut(d, *cut)
+                added += 1
+        return added
 
     def certify(self, mu, nu, dual_value: float, deadline: float, threads: int, seed: int) -> float:
         """Farley's and the Lagrangian bound for duals (mu, nu). Every class is bounded by _value_bound; then,

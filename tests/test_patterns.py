@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from synthetic import Budget, brute_force, instances
@@ -110,7 +111,7 @@ def _best_exact(items, mu, nu):
             for ks in itertools.product(*[range(1, it.max_k + 1) for it in subset]):
                 used = sum(it.static_bytes + k * it.kv_bytes for it, k in zip(subset, ks))
                 if used <= items[0].limit_bytes:
-                    best = max(best, sum(mu[it.d] * k + nu[it.d] for it, k in zip(subset, ks)))
+                    best = max(best, sum(mu[it.d] * k + nu[it.d, it.p] for it, k in zip(subset, ks)))
     return best
 
 
@@ -125,7 +126,7 @@ def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
 
     items = _toy_items(sizes)
     mu = {i: mus[i] for i in range(len(items))}
-    nu = {i: nus[i] for i in range(len(items))}
+    nu = {(i, 0): nus[i] for i in range(len(items))}
     steps = _step_tables(items)
     exact = _best_exact(items, mu, nu)
     assert _value_bound(items, mu, nu) >= exact - 1e-9
@@ -201,3 +202,33 @@ def test_repair_takes_the_sequences_worth_least():
     fixed = _repair(members, by_key, items[0].limit_bytes, mu)
     assert fixed == [(0, 0, 100), (1, 0, 2)]
     assert sum(by_key[d, p].static_bytes + k * by_key[d, p].kv_bytes for d, p, k in fixed) <= items[0].limit_bytes
+
+
+def test_rounding_cut_charges_a_fractional_replica():
+    """1.2 replicas of a 10-sequence option cannot serve 12 sequences: two replicas, or one 12-sequence replica
+    counted twice (it is the dearer option), must be paid for."""
+    from planner.patterns import _mir_cut
+
+    alpha, rhs = _mir_cut(12, {0: 10, 1: 12}, {0: 1.2})
+    assert rhs == 2 and alpha[0] == pytest.approx(1.0) and alpha[1] == pytest.approx(2.0)
+    assert _mir_cut(12, {0: 10, 1: 12}, {0: 2.0}) is None  # an integral solution breaks no cut
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       st.lists(st.floats(0, 3), min_size=3, max_size=3))
+def test_rounding_cut_keeps_every_integer_replica_mix(concurrency, sizes, fractions):
+    """The cut is valid: every integer mix of replicas that holds the concurrency satisfies it."""
+    import itertools
+
+    from planner.patterns import _mir_cut
+
+    max_k = {p: min(m, concurrency) for p, m in enumerate(sizes)}
+    cut = _mir_cut(concurrency, max_k, {p: fractions[p] for p in max_k})
+    if cut is None:
+        return
+    alpha, rhs = cut
+    assert sum(alpha[p] * fractions[p] for p in max_k) < rhs  # it cuts off the LP point it was made for
+    for mix in itertools.product(*[range(-(-concurrency // m) + 1) for m in max_k.values()]):
+        if sum(r * m for r, m in zip(mix, max_k.values())) >= concurrency:
+            assert sum(alpha[p] * r for p, r in zip(max_k, mix)) >= rhs - 1e-9
