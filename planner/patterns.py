@@ -29,6 +29,12 @@ GPUs hold identical shards), solved by SCIP with integer block counts over the c
 of a price-and-dive (`_Generator.dive`); power-of-two blocks packed largest first
 into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
 
+Large fleets (more than GROUP_WHOLE_MAX deployments) are planned in groups of 25-100 dealt round-robin by size:
+each group gets its own column generation, dive and integer master, and one instance-sizing program then houses
+every group's blocks together. Small groups converge and solve to near their LP within the time a 2,000-deployment
+fleet allows, where one integer master over the whole fleet does not (bench/scale.py). The bound still comes from
+column generation over the whole fleet, warm-started with every group's columns.
+
 Applies to concurrency-sized deployments with co-location allowed, rented offers without quotas and power-of-two
 GPU counts (`applicable`); other scenarios keep the aggregated fleet model.
 """
@@ -64,6 +70,12 @@ CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.3, 0.05, 0.5, 0.9
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
+# Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
+# $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
+# of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
+GROUP_WHOLE_MAX = 200
+GROUP_SIZE_MIN, GROUP_SIZE_MAX, GROUP_SIZE_PER_S_PER_DEPLOYMENT = 25, 100, 450
+GROUPS_SHARE = 0.6  # of the pattern path's limit; the rest: column generation over the whole fleet, for the bound
 MAX_CUTS_PER_DEPLOYMENT = 8  # rounding cuts kept per deployment (each charges a fractional replica's weights)
 
 
@@ -612,7 +624,7 @@ class _Generator:
         return added, worst, theta, found
 
     def run(self, deadline: float, say, certify_s: float, threads: int, seed: int) -> tuple[float, float | None, bool]:
-        """Column generation until no pattern prices out or `deadline`, then `certify` (for up to `certify_s`):
+        """Column generation until no pattern prices out or `deadline`, then `certify` (for up to `certify_s`, if any):
         (best bound, LP value, converged). Partial rounds price (coarsely) only the classes that found columns last
         time; a full round, exact over every class, comes when a partial round finds nothing or every
         FULL_ROUND_EVERY rounds, and only full rounds give a bound."""
@@ -643,7 +655,9 @@ class _Generator:
                 f"bound ${max(best, 0):.2f}/h, {len(master.columns)} columns")
             converged = added == 0 and full
             if converged or time.perf_counter() > deadline:
-                best = max(best, self.certify(mu, nu, dual_value, time.perf_counter() + certify_s, threads, seed))
+                if certify_s > 0:  # groups of a large fleet skip it: their bounds are not the fleet's
+                    best = max(best, self.certify(mu, nu, dual_value, time.perf_counter() + certify_s, threads,
+                                                  seed))
                 say(f"patterns: {'converged' if converged else 'stopped'}, bound ${best:.2f}/h")
                 return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
@@ -728,18 +742,46 @@ class _Generator:
                     master.columns[key].SetLb(math.ceil(blocks) * t)
 
 
-def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
-                 policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None) -> Plan | None:
-    """Integer master over the uniform patterns (whole TP blocks), then blocks onto instances.
+def _fleet(mip, offers: list[Offer], slot_bounds: dict[str, int], size: dict[tuple[str, int], list]) -> dict:
+    """Instance counts n[o] (variables of `mip`, its objective their price) whose GPUs hold every block: `size[g, t]`
+    lists the GPUs in blocks of t GPUs of type g (expressions or numbers). Blocks of t GPUs or more only fit
+    instances of at least t GPUs; power-of-two blocks packed largest first never fragment, so that is enough."""
+    n = {o.id: mip.IntVar(0, slot_bounds[o.id], "") for o in offers}
+    for g in {g for g, _ in size}:
+        sizes = sorted({t for gg, t in size if gg == g})
+        for t in sizes:
+            need = [x for tt in sizes if tt >= t for x in size[g, tt]]
+            mip.Add(mip.Sum(need) <= mip.Sum([o.gpu_count * n[o.id] for o in offers
+                                              if o.gpu == g and o.gpu_count >= t]))
+    mip.Minimize(mip.Sum([o.price_usd_per_hour * n[o.id] for o in offers]))
+    return n
+
+
+def _scip(threads: int, seed: int, time_limit_s: float):
+    from ortools.linear_solver import pywraplp
+
+    mip = pywraplp.Solver.CreateSolver("SCIP")
+    mip.SetNumThreads(max(1, threads))
+    mip.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {seed}\n")
+    mip.SetTimeLimit(max(200, int(1000 * time_limit_s)))
+    return mip
+
+
+def _solved(mip) -> bool:
+    from ortools.linear_solver import pywraplp
+
+    return mip.Solve() in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE)
+
+
+def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
+                   policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None):
+    """Integer master over the uniform patterns (whole TP blocks): (blocks chosen as (gpu, members, tp, count),
+    instance counts) or None.
 
     Solved by SCIP (bundled with OR-Tools) rather than CP-SAT: this is a set-covering program whose strength is
     its LP, and LP-based branch-and-cut finds and proves near-LP plans where CP-SAT's search does not (100
     deployments, same columns: SCIP $92.16/h in 2 s, CP-SAT $98.48/h after 60 s; docs/optimization.md)."""
-    from ortools.linear_solver import pywraplp
-
-    mip = pywraplp.Solver.CreateSolver("SCIP")
-    inf = mip.infinity()
-    n = {o.id: mip.IntVar(0, slot_bounds[o.id], "") for o in offers}
+    mip = _scip(threads, policy.seed, time_limit_s)
     beta = []
     cover: dict[int, list] = defaultdict(list)
     count: dict[int, list] = defaultdict(list)
@@ -748,7 +790,7 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
         t = _uniform_tp(demands, members)
         if t is None:
             continue
-        b = mip.IntVar(0, inf, "")
+        b = mip.IntVar(0, mip.infinity(), "")
         beta.append((g, members, t, b))
         for d, _, k in members:
             cover[d].append(k * b)
@@ -759,23 +801,23 @@ def integer_plan(master: _Master, demands: list[Demand], offers: list[Offer], sl
         mip.Add(mip.Sum(count[d.index]) >= d.min_replicas)
         if d.max_replicas is not None:
             mip.Add(mip.Sum(count[d.index]) <= d.max_replicas)
-    for g in {g for g, _ in size}:
-        sizes = sorted({t for gg, t in size if gg == g})
-        for t in sizes:  # blocks of t GPUs or more only fit instances of at least t GPUs
-            need = [x for tt in sizes if tt >= t for x in size[g, tt]]
-            mip.Add(mip.Sum(need) <= mip.Sum([o.gpu_count * n[o.id] for o in offers
-                                              if o.gpu == g and o.gpu_count >= t]))
-    mip.Minimize(mip.Sum([o.price_usd_per_hour * n[o.id] for o in offers]))
+    n = _fleet(mip, offers, slot_bounds, size)
     if hint:
         mip.SetHint([b for *_, b in beta], [float(hint.get((g, members), 0)) for g, members, _, _ in beta])
-    mip.SetNumThreads(max(1, threads))
-    mip.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {policy.seed}\n")
-    mip.SetTimeLimit(max(500, int(1000 * time_limit_s)))
-    if mip.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+    if not _solved(mip):
         return None
-    counts = {o.id: (0, round(n[o.id].solution_value())) for o in offers}
     chosen = [(g, members, t, round(b.solution_value())) for g, members, t, b in beta if b.solution_value() > 0.5]
-    return _assemble(chosen, counts, demands, offers)
+    return chosen, {o.id: (0, round(n[o.id].solution_value())) for o in offers}
+
+
+def _fleet_for(chosen, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy, threads: int):
+    """The cheapest instances that hold `chosen` blocks (gpu, members, tp, count): instance counts or None."""
+    mip = _scip(threads, policy.seed, 10.0)
+    size: dict[tuple[str, int], list] = defaultdict(list)
+    for g, _, t, count in chosen:
+        size[g, t].append(t * count)
+    n = _fleet(mip, offers, slot_bounds, size)
+    return {o.id: (0, round(n[o.id].solution_value())) for o in offers} if _solved(mip) else None
 
 
 def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Plan | None:
@@ -812,26 +854,96 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Pla
                           for d, p, s, f, k in replicas])
 
 
-def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
-                   incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
-    by_id = {o.id: o for o in offers}
-    deadline = started + time_limit_s
-    gen = _Generator(demands, offers, slot_bounds, incumbent)
-    bound, lp, converged = gen.run(time.perf_counter() + CG_SHARE * (deadline - time.perf_counter()), say,
-                                   CERTIFY_SHARE * time_limit_s, threads, policy.seed)
-    if lp is None:
-        return PatternResult(None, None, None, False)
+def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
+                 deadline: float, threads: int, say):
+    """After column generation: the price-and-dive, then the integer master over its columns, hinted with it
+    (DIVE_SHARE, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
+    demands = gen.demands
     dived = gen.dive(time.perf_counter() + DIVE_SHARE * (deadline - time.perf_counter()))
     if dived is not None:
-        say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, ${gen.master.lp.Objective().Value():.2f}/h")
+        say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, "
+            f"${gen.master.lp.Objective().Value():.2f}/h")
     else:  # the LP failed mid-dive: round the column generation's last LP up instead
         dived = {}
         for (g, members), value in gen.lp_values.items():
             t = _uniform_tp(demands, members)
             if t is not None and value > 1e-6:
                 dived[g, members] = math.ceil(value / t - 1e-6)
-    plan = integer_plan(gen.master, demands, offers, slot_bounds, policy,
-                        max(0.5, INTEGER_SHARE * (deadline - time.perf_counter())), threads, dived)
+    return integer_blocks(gen.master, demands, offers, slot_bounds, policy,
+                          INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)
+
+
+def _groups(demands: list[Demand], time_limit_s: float) -> list[list[int]]:
+    """Deployments in groups solved one after another (one group up to GROUP_WHOLE_MAX deployments). Sizes follow
+    the time per deployment: GROUP_SIZE_PER_S_PER_DEPLOYMENT x limit / deployments, within GROUP_SIZE_MIN..MAX.
+    Deployments are dealt round-robin by the smallest GPU memory their replicas need, so every group holds the
+    fleet's mix of large and small shards to pack together."""
+    n = len(demands)
+    if n <= GROUP_WHOLE_MAX:
+        return [[d.index for d in demands]]
+    size = min(GROUP_SIZE_MAX, max(GROUP_SIZE_MIN, round(GROUP_SIZE_PER_S_PER_DEPLOYMENT * time_limit_s / n)))
+    count = -(-n // size)
+    order = sorted(demands, key=lambda d: (min(p.static_bytes * p.tp for p in d.options), d.index))
+    return [[d.index for d in order[i::count]] for i in range(count)]
+
+
+def _restrict(plan: Plan | None, members: list[int]) -> Plan | None:
+    """`plan`'s replicas of deployments `members` (renumbered 0..) on the instances they use."""
+    if plan is None:
+        return None
+    index = {d: j for j, d in enumerate(members)}
+    replicas = [r for r in plan.replicas if r.deployment in index]
+    used = sorted({r.instance for r in replicas})
+    renumber = {old: new for new, old in enumerate(used)}
+    return Plan(instances=[plan.instances[i] for i in used],
+                replicas=[r.model_copy(update={"deployment": index[r.deployment], "instance": renumber[r.instance]})
+                          for r in replicas])
+
+
+def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
+                   incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
+    """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group, each
+    group on its own column generation, dive and integer master, their blocks then housed together by one
+    instance-sizing program; the bound comes from column generation over the whole fleet, started from every
+    group's columns (GROUPS_SHARE of the time goes to the groups)."""
+    by_id = {o.id: o for o in offers}
+    deadline = started + time_limit_s
+    groups = _groups(demands, time_limit_s)
+    if len(groups) == 1:
+        gen = _Generator(demands, offers, slot_bounds, incumbent)
+        bound, lp, converged = gen.run(time.perf_counter() + CG_SHARE * (deadline - time.perf_counter()), say,
+                                       CERTIFY_SHARE * time_limit_s, threads, policy.seed)
+        if lp is None:
+            return PatternResult(None, None, None, False)
+        result = _plan_blocks(gen, offers, slot_bounds, policy, deadline, threads, say)
+        plan = _assemble(*result, demands, offers) if result is not None else None
+        if plan is not None:
+            say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
+        return PatternResult(max(bound, 0.0), lp, plan, converged)
+
+    groups_end = started + GROUPS_SHARE * time_limit_s
+    chosen, columns = [], []
+    for i, members in enumerate(groups):
+        end = time.perf_counter() + (groups_end - time.perf_counter()) / (len(groups) - i)
+        sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
+        gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
+        _, lp, _ = gen.run(time.perf_counter() + CG_SHARE * (end - time.perf_counter()), lambda _msg: None, 0.0,
+                           threads, policy.seed)
+        result = _plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None) if lp else None
+        if result is None:
+            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
+            return PatternResult(None, None, None, False)
+        chosen += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms)), t, n) for g, ms, t, n in result[0]]
+        columns += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms))) for g, ms in gen.master.columns]
+        say(f"patterns: group {i + 1} of {len(groups)} ({len(members)} deployments): LP ${lp:.2f}/h, "
+            f"{sum(n for *_, n in result[0])} blocks")
+    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
+    plan = _assemble(chosen, counts, demands, offers) if counts is not None else None
     if plan is not None:
-        say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
+        say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
+    gen = _Generator(demands, offers, slot_bounds, plan or incumbent)
+    for key in columns:
+        gen.master.add(key)
+    bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s, say, CERTIFY_SHARE * time_limit_s,
+                                   threads, policy.seed)
     return PatternResult(max(bound, 0.0), lp, plan, converged)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 from planner.demands import LOAD_UNITS, Demand, bucket_load
@@ -163,8 +164,13 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
         if not bounds:  # nothing bounds a free, unquota'd type: one instance per replica we could ever need
             bounds.append(sum(max(d.min_replicas, d.concurrency) for d in demands))
         slot_bounds[o.id] = min(bounds)
-    placement_vars = sum(slot_bounds[o.id] * len(blocks(o.gpu_count, p.tp)) for o in pool for d in demands
-                         for p in d.options if p.gpu == o.gpu and p.tp <= o.gpu_count)
+    per_option: dict[tuple[str, int], int] = defaultdict(int)  # placement variables of one (gpu, tp) option
+    pairs = {(p.gpu, p.tp) for d in demands for p in d.options}
+    for o in pool:
+        for g, t in pairs:
+            if g == o.gpu and t <= o.gpu_count:
+                per_option[g, t] += slot_bounds[o.id] * len(blocks(o.gpu_count, t))
+    placement_vars = sum(per_option.get((p.gpu, p.tp), 0) for d in demands for p in d.options)
     if placement_vars > EXACT_PLACEMENT_VARIABLES:
         from planner.decompose import solve_decomposed
 

@@ -64,30 +64,32 @@ def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
         check(sol, inst.rules())
 
 
-def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement():
-    """20 catalog deployments over every rented instance type: the pattern plan is valid, far cheaper than
-    first-fit, and its bound sits within the gap the benchmark reports (planner/patterns.py, bench/scale.py)."""
-    import tempfile
-    from pathlib import Path
-
+def _prepared(data: dict, directory):
+    """A synthetic scenario written to `directory` and prepared: (prepared scenario, its path)."""
     import yaml
-    from validator import rules_for_scenario
 
-    from bench.fleet import synthetic_scenario
     from planner.plan import prepare
     from planner.scenario import parse_scenario
 
-    data = synthetic_scenario(20, time_limit_s=12)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "synthetic-20.yaml"
-        path.write_text(yaml.safe_dump(data))
-        prep = prepare(path, parse_scenario(data, str(path)))
-        by_id = {o.id: o for o in prep.offers}
-        greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-        result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=12, threads=2)
-        sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                          result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-        check(sol, rules_for_scenario(path))
+    path = directory / "synthetic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return prepare(path, parse_scenario(data, str(path))), path
+
+
+def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement(tmp_path):
+    """20 catalog deployments over every rented instance type: the pattern plan is valid, far cheaper than
+    first-fit, and its bound sits within the gap the benchmark reports (planner/patterns.py, bench/scale.py)."""
+    from validator import rules_for_scenario
+
+    from bench.fleet import synthetic_scenario
+
+    prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=12, threads=2)
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
+                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
     cost = result.plan.cost_usd_per_hour(by_id)
     assert cost <= greedy.cost_usd_per_hour(by_id) / 1.3
     assert result.bound_usd_per_hour <= cost
@@ -232,3 +234,79 @@ def test_rounding_cut_keeps_every_integer_replica_mix(concurrency, sizes, fracti
     for mix in itertools.product(*[range(-(-concurrency // m) + 1) for m in max_k.values()]):
         if sum(r * m for r, m in zip(mix, max_k.values())) >= concurrency:
             assert sum(alpha[p] * r for p, r in zip(max_k, mix)) >= rhs - 1e-9
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_deployments=4, max_concurrency=6))
+def test_grouped_plan_is_valid_and_its_bound_sound(inst):
+    """Large fleets are planned group by group and housed together, their bound from column generation over the
+    whole fleet; here groups of two force that path on instances small enough to solve exactly."""
+    import planner.patterns as patterns
+
+    inst = _rented(inst)
+    assume(len(inst.demands) >= 3 and applicable(inst.demands, inst.offers, inst.policy))
+    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
+    assume(greedy is not None)
+    by_id = {o.id: o for o in inst.offers}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patterns, "GROUP_WHOLE_MAX", 2)
+        mp.setattr(patterns, "GROUP_SIZE_MIN", 2)
+        mp.setattr(patterns, "GROUP_SIZE_MAX", 2)
+        assert len(patterns._groups(inst.demands, 10)) == -(-len(inst.demands) // 2)
+        result = solve_patterns(inst.demands, inst.offers, inst.policy,
+                                _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)), greedy, 10, 1,
+                                lambda _m: None, time.perf_counter())
+    exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
+    assert exact.status == "optimal"
+    optimum = exact.plan.cost_usd_per_hour(by_id)
+    assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
+    if result.plan is not None:  # None when the groups together need more instances than the greedy plan buys
+        assert result.plan.cost_usd_per_hour(by_id) >= optimum - 1e-6
+        sol = to_solution(result.plan, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible",
+                          result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+        check(sol, inst.rules())
+
+
+def test_synthetic_fleet_planned_in_groups(tmp_path):
+    """20 catalog deployments in groups of 5 (the path of large fleets): every group's blocks housed together make
+    a valid plan, cheaper than first fit, above the fleet-wide bound."""
+    import planner.patterns as patterns
+    from validator import rules_for_scenario
+
+    from bench.fleet import synthetic_scenario
+
+    prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    ub = greedy.cost_usd_per_hour(by_id)
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
+            mp.setattr(patterns, name, 5)
+        result = solve_patterns(prep.demands, prep.offers, prep.scenario.policy,
+                                {o.id: math.floor(ub / o.price_usd_per_hour + 1e-9) for o in prep.offers}, greedy,
+                                12, 2, lambda _m: None, time.perf_counter())
+    assert result.plan is not None
+    cost = result.plan.cost_usd_per_hour(by_id)
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible",
+                      result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    assert result.bound_usd_per_hour <= cost <= ub / 1.2
+
+
+def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
+    """Every deployment in exactly one group; sizes follow the time per deployment within their limits; each
+    group gets deployments from the whole range of sizes (dealt round-robin, not cut in slices)."""
+    import planner.patterns as patterns
+    from bench.fleet import synthetic_scenario
+
+    prep, _ = _prepared(synthetic_scenario(300, time_limit_s=60), tmp_path)
+    assert len(patterns._groups(prep.demands[:patterns.GROUP_WHOLE_MAX], 10)) == 1
+    for limit_s, size in ((10, patterns.GROUP_SIZE_MIN), (30, 45), (60, 90), (600, patterns.GROUP_SIZE_MAX)):
+        groups = patterns._groups(prep.demands, limit_s)
+        assert sorted(d for g in groups for d in g) == list(range(300))
+        assert len(groups) == -(-300 // size) and max(map(len, groups)) - min(map(len, groups)) <= 1
+    smallest = {d.index: min(p.static_bytes * p.tp for p in d.options) for d in prep.demands}
+    ranked = sorted(smallest.values())
+    for g in patterns._groups(prep.demands, 30):
+        sizes = sorted(smallest[d] for d in g)
+        assert sizes[0] <= ranked[len(ranked) // 10] and sizes[-1] >= ranked[-len(ranked) // 10]
