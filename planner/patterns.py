@@ -47,6 +47,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from planner.demands import Demand
 from planner.offers import Offer
@@ -66,7 +67,9 @@ SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds th
 # Time shares of the pattern path: column generation, then the dive (its columns are what the integer master
 # combines into plans near the LP), then the integer master, each a share of the time left; certification gets a
 # share of the path's whole limit (bench/scale.py).
-CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.3, 0.05, 0.5, 0.9
+# (100 deployments in 10 s: CG_SHARE 0.3 left the bound at $83.10/h, 0.6 lets column generation converge, $86.8/h.
+# Groups of a large fleet converge fast; 0.3 leaves their plans more time: 500 deployments $459/h, at 0.6 $473/h.)
+CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.5, 0.9
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
@@ -280,42 +283,48 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
     return quick, per_item, order
 
 
-def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[int, float], coarse: bool):
-    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members)."""
+def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
+    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members). The forward pass
+    keeps values only (a max over rows of the table's sliding windows, padded with -inf); the trace back finds, at each
+    deployment's stage, the choice that reaches the value at the capacity left (ties: the deployment stays out)."""
     variant = "coarse" if coarse else "all"
-    cols = np.arange(UNITS + 1)
     dp = np.zeros(UNITS + 1)
-    trace = []
+    low = np.full(UNITS + 1, -np.inf)
+    stages = []  # (items of one deployment, table before, table after)
     by_d: dict[int, list[_Item]] = defaultdict(list)
     for it in per_item:
         by_d[it.d].append(it)
-    for d, its in by_d.items():
-        best = dp.copy()
-        arg_e = np.full(UNITS + 1, -1)
-        arg_k = np.zeros(UNITS + 1, dtype=np.int64)
-        for ei, it in enumerate(its):
-            ks, w = steps[it.d, it.p, variant]
-            v = (mu.get(d, 0.0) * ks + nu.get((d, it.p), 0.0)) / it.tp
-            idx = cols[None, :] - w[:, None]
-            cand = np.where(idx >= 0, dp[np.maximum(idx, 0)] + v[:, None], -np.inf)
-            kbest = cand.argmax(axis=0)
-            val = cand[kbest, cols]
-            better = val > best + 1e-12
-            best[better] = val[better]
-            arg_e[better] = ei
-            arg_k[better] = kbest[better]
-        trace.append((its, arg_e, arg_k))
+    for its in by_d.values():
+        tables = [steps[it.d, it.p, variant] for it in its]
+        w = np.concatenate([t[1] for t in tables])  # every (option, k) of the deployment at once
+        v = np.concatenate([(mu.get(it.d, 0.0) * t[0] + nu.get((it.d, it.p), 0.0)) / it.tp
+                            for it, t in zip(its, tables)])
+        padded = np.concatenate((low, dp))
+        windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # [s, c]: padded[s + c]
+        cand = windows[(UNITS + 1) - w]  # [j, c]: the table at c - w_j (-inf below 0); a copy, added to in place
+        cand += v[:, None]
+        best = np.maximum(dp, cand.max(axis=0))
+        stages.append((its, dp, best))
         dp = best
     value = float(dp[UNITS])
     members = []
     c = UNITS
-    for its, arg_e, arg_k in reversed(trace):
-        ei = arg_e[c]
-        if ei >= 0:
-            it = its[ei]
+    for its, before, after in reversed(stages):
+        if after[c] <= before[c] + 1e-12:
+            continue
+        top = None
+        for it in its:
             ks, w = steps[it.d, it.p, variant]
-            members.append((it.d, it.p, int(ks[arg_k[c]])))
-            c -= int(w[arg_k[c]])
+            fits = np.flatnonzero(w <= c)
+            if not len(fits):
+                continue
+            v = (mu.get(it.d, 0.0) * ks[fits] + nu.get((it.d, it.p), 0.0)) / it.tp + before[c - w[fits]]
+            j = int(v.argmax())
+            if top is None or v[j] > top[0]:
+                top = (float(v[j]), it, int(ks[fits[j]]), int(w[fits[j]]))
+        _, it, k, weight = top
+        members.append((it.d, it.p, k))
+        c -= weight
     return value, members
 
 
@@ -927,8 +936,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         end = time.perf_counter() + (groups_end - time.perf_counter()) / (len(groups) - i)
         sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
         gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
-        _, lp, _ = gen.run(time.perf_counter() + CG_SHARE * (end - time.perf_counter()), lambda _msg: None, 0.0,
-                           threads, policy.seed)
+        _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
+                           0.0, threads, policy.seed)
         result = _plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None) if lp else None
         if result is None:
             say(f"patterns: group {i + 1} of {len(groups)} found no plan")
