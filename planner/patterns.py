@@ -67,9 +67,10 @@ SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds th
 # Time shares of the pattern path: column generation, then the dive (its columns are what the integer master
 # combines into plans near the LP), then the integer master, each a share of the time left; certification gets a
 # share of the path's whole limit (bench/scale.py).
-# (100 deployments in 10 s: CG_SHARE 0.3 left the bound at $83.10/h, 0.6 lets column generation converge, $86.8/h.
-# Groups of a large fleet converge fast; 0.3 leaves their plans more time: 500 deployments $459/h, at 0.6 $473/h.)
-CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.5, 0.9
+# (100 deployments in 10 s: CG_SHARE 0.3 left the bound at $83.10/h, 0.6 lets column generation converge, $86.8/h;
+# then DIVE_SHARE 0.5 left SCIP too little time, plans $94-112/h over four runs, 0.3 gave $93.6-94.1/h. Groups of a
+# large fleet converge fast; 0.3 leaves their plans more time: 500 deployments $459/h, at 0.6 $473/h.)
+CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.3, 0.9
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
@@ -300,7 +301,7 @@ def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple
         v = np.concatenate([(mu.get(it.d, 0.0) * t[0] + nu.get((it.d, it.p), 0.0)) / it.tp
                             for it, t in zip(its, tables)])
         padded = np.concatenate((low, dp))
-        windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # [s, c]: padded[s + c]
+        windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # padded[s + c]
         cand = windows[(UNITS + 1) - w]  # [j, c]: the table at c - w_j (-inf below 0); a copy, added to in place
         cand += v[:, None]
         best = np.maximum(dp, cand.max(axis=0))
@@ -711,7 +712,8 @@ class _Generator:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): round up the DIVE_ROUND_FRACTION of the
         block counts closest to their next integer (and any within 0.1 of it), price uniform classes for what is
         left, re-solve; until every count is integral. Past 60% of the time it stops pricing and rounds bigger
-        batches, so it ends in time with a covering. Returns blocks per pattern (None only if the LP fails). Changes the master."""
+        batches, so it ends in time with a covering. Returns blocks per pattern (None only if the LP fails).
+        Changes the master."""
         master, demands = self.master, self.demands
         uniform = [c for c in self.kept if self.classes[c][2]]
         start = time.perf_counter()
@@ -783,7 +785,8 @@ def _solved(mip) -> bool:
 
 
 def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
-                   policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None):
+                   policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None,
+                   hint_counts: dict[str, tuple[int, int]] | None = None):
     """Integer master over the uniform patterns (whole TP blocks): (blocks chosen as (gpu, members, tp, count),
     instance counts) or None.
 
@@ -811,8 +814,11 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
         if d.max_replicas is not None:
             mip.Add(mip.Sum(count[d.index]) <= d.max_replicas)
     n = _fleet(mip, offers, slot_bounds, size)
-    if hint:
-        mip.SetHint([b for *_, b in beta], [float(hint.get((g, members), 0)) for g, members, _, _ in beta])
+    if hint:  # with the instance counts too, the hint is a complete solution SCIP need not complete by search
+        variables = [b for *_, b in beta] + ([n[o.id] for o in offers] if hint_counts else [])
+        values = [float(hint.get((g, members), 0)) for g, members, _, _ in beta]
+        values += [float(sum(hint_counts[o.id])) for o in offers] if hint_counts else []
+        mip.SetHint(variables, values)
     if not _solved(mip):
         return None
     chosen = [(g, members, t, round(b.solution_value())) for g, members, t, b in beta if b.solution_value() > 0.5]
@@ -869,17 +875,25 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
     (DIVE_SHARE, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
     demands = gen.demands
     dived = gen.dive(time.perf_counter() + DIVE_SHARE * (deadline - time.perf_counter()))
-    if dived is not None:
+    covering = dived is not None  # a finished dive's blocks hold every deployment: a plan of their own
+    if covering:
         say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, "
             f"${gen.master.lp.Objective().Value():.2f}/h")
-    else:  # the LP failed mid-dive: round the column generation's last LP up instead
+    else:  # the LP failed mid-dive: round the column generation's last LP up instead, as a hint only
         dived = {}
         for (g, members), value in gen.lp_values.items():
             t = _uniform_tp(demands, members)
             if t is not None and value > 1e-6:
                 dived[g, members] = math.ceil(value / t - 1e-6)
-    return integer_blocks(gen.master, demands, offers, slot_bounds, policy,
-                          INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)
+    fallback = None  # a finished dive's blocks and the instances that hold them: a complete hint, and a plan
+    if covering:
+        chosen = [(g, members, _uniform_tp(demands, members), n) for (g, members), n in dived.items() if n > 0]
+        counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
+        fallback = (chosen, counts) if counts is not None else None
+    result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
+                            INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
+                            fallback[1] if fallback else None)
+    return result if result is not None else fallback  # SCIP may find nothing in a short time
 
 
 def _groups(demands: list[Demand], time_limit_s: float) -> list[list[int]]:

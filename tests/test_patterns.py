@@ -310,3 +310,27 @@ def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
     for g in patterns._groups(prep.demands, 30):
         sizes = sorted(smallest[d] for d in g)
         assert sizes[0] <= ranked[len(ranked) // 10] and sizes[-1] >= ranked[-len(ranked) // 10]
+
+
+def test_a_finished_dive_is_a_plan_when_the_integer_master_finds_none(tmp_path):
+    """SCIP may find no solution in a short time (it does not always complete its hint): the dive's blocks, which
+    hold every deployment, are then housed and placed instead of falling back to first fit."""
+    import planner.patterns as patterns
+    from validator import rules_for_scenario
+
+    from bench.fleet import synthetic_scenario
+
+    prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    ub = greedy.cost_usd_per_hour(by_id)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patterns, "integer_blocks", lambda *args, **kwargs: None)
+        result = solve_patterns(prep.demands, prep.offers, prep.scenario.policy,
+                                {o.id: math.floor(ub / o.price_usd_per_hour + 1e-9) for o in prep.offers}, greedy,
+                                6, 2, lambda _m: None, time.perf_counter())
+    assert result.plan is not None
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible",
+                      result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    assert result.bound_usd_per_hour <= result.plan.cost_usd_per_hour(by_id) < ub
