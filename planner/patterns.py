@@ -74,6 +74,10 @@ CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.6, 0.3, 0
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
+# The integer master takes the dive's blocks and the uniform columns priced within this fraction of their price at
+# column generation's last duals (100 deployments, three runs each: all ~2,000 columns $94.08/h; within 10%, about
+# 700 columns, $92.61-93.10/h; within 5% $92.07-93.59/h; within 2% $94.03-94.52/h).
+INTEGER_REDUCED_COST_KEEP = 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
 # of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
@@ -575,6 +579,7 @@ class _Generator:
         self.dominated = _dominated(self.classes, master.gpu_price)
         self.columns_per_class = min(COLUMNS_PER_CLASS_MAX, max(COLUMNS_PER_CLASS_MIN, len(demands) // 10))
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
+        self.last_duals: tuple[dict, dict] = ({}, {})  # column generation's last (mu, nu)
         self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
         for (d, p), it in by_key.items():
             self.max_k[d][p] = it.max_k
@@ -652,6 +657,7 @@ class _Generator:
             lp_value = master.lp.Objective().Value()
             self.lp_values = {key: var.solution_value() for key, var in master.columns.items()}
             mu, nu, dual_value = self.duals()
+            self.last_duals = mu, nu
             added, worst, theta, found = self.price(everything if full else sorted(active), mu, nu, coarse=not full)
             # Mixed-TP classes (the largest pools) wait for full rounds; their columns matter only near the optimum.
             active = {c for c in found if self.classes[c][2]}
@@ -671,6 +677,20 @@ class _Generator:
                 say(f"patterns: {'converged' if converged else 'stopped'}, bound ${best:.2f}/h")
                 return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
+
+    def promising(self, fraction: float) -> set[Pattern]:
+        """Columns whose reduced cost under column generation's last duals is within `fraction` of their price:
+        the ones an integer plan near the LP is made of."""
+        mu, nu = self.last_duals
+        out = set()
+        for key in self.master.columns:
+            g, members = key
+            cost = self.master.gpu_price[g, max(self.demands[d].options[p].tp for d, p, _ in members)]
+            value = sum((mu.get(d, 0.0) * k + nu.get((d, p), 0.0)) / self.demands[d].options[p].tp
+                        for d, p, k in members)
+            if cost - value <= fraction * cost:
+                out.add(key)
+        return out
 
     def separate(self) -> int:
         """Add the most violated rounding cut (_mir_cut) of each deployment whose LP replicas break one; how many."""
@@ -786,9 +806,9 @@ def _solved(mip) -> bool:
 
 def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
                    policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None,
-                   hint_counts: dict[str, tuple[int, int]] | None = None):
-    """Integer master over the uniform patterns (whole TP blocks): (blocks chosen as (gpu, members, tp, count),
-    instance counts) or None.
+                   hint_counts: dict[str, tuple[int, int]] | None = None, keep: set[Pattern] | None = None):
+    """Integer master over the uniform patterns (whole TP blocks; those in `keep`, if given): (blocks chosen as
+    (gpu, members, tp, count), instance counts) or None.
 
     Solved by SCIP (bundled with OR-Tools) rather than CP-SAT: this is a set-covering program whose strength is
     its LP, and LP-based branch-and-cut finds and proves near-LP plans where CP-SAT's search does not (100
@@ -801,6 +821,8 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
     for g, members in master.columns:
         t = _uniform_tp(demands, members)
         if t is None:
+            continue
+        if keep is not None and (g, members) not in keep:
             continue
         b = mip.IntVar(0, mip.infinity(), "")
         beta.append((g, members, t, b))
@@ -890,9 +912,11 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         chosen = [(g, members, _uniform_tp(demands, members), n) for (g, members), n in dived.items() if n > 0]
         counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
         fallback = (chosen, counts) if counts is not None else None
+    keep = {key for key, n in dived.items() if n > 0} | gen.promising(INTEGER_REDUCED_COST_KEEP)
+    say(f"patterns: integer master over {len(keep)} of {len(gen.master.columns)} columns")
     result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
                             INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
-                            fallback[1] if fallback else None)
+                            fallback[1] if fallback else None, keep)
     return result if result is not None else fallback  # SCIP may find nothing in a short time
 
 
