@@ -917,6 +917,9 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
     result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
                             INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
                             fallback[1] if fallback else None, keep)
+    if result is None and fallback is None:  # the columns left out may be the only ones that fit the slot bounds
+        result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
+                                INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)
     return result if result is not None else fallback  # SCIP may find nothing in a short time
 
 
@@ -969,22 +972,25 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
     groups_end = started + GROUPS_SHARE * time_limit_s
-    chosen, columns = [], []
+    chosen: list | None = []
+    columns = []
     for i, members in enumerate(groups):
         end = time.perf_counter() + (groups_end - time.perf_counter()) / (len(groups) - i)
         sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
         gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
         _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
                            0.0, threads, policy.seed)
-        result = _plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None) if lp else None
-        if result is None:
-            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
-            return PatternResult(None, None, None, False)
-        chosen += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms)), t, n) for g, ms, t, n in result[0]]
+        result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None)
+                  if lp is not None else None)
         columns += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms))) for g, ms in gen.master.columns]
+        if result is None:  # no grouped plan; the rest of the time goes to the fleet's bound
+            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
+            chosen = None
+            break
+        chosen += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms)), t, n) for g, ms, t, n in result[0]]
         say(f"patterns: group {i + 1} of {len(groups)} ({len(members)} deployments): LP ${lp:.2f}/h, "
             f"{sum(n for *_, n in result[0])} blocks")
-    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
+    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen is not None else None
     plan = _assemble(chosen, counts, demands, offers) if counts is not None else None
     if plan is not None:
         say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
@@ -993,4 +999,5 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         gen.master.add(key)
     bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s, say, CERTIFY_SHARE * time_limit_s,
                                    threads, policy.seed)
-    return PatternResult(max(bound, 0.0), lp, plan, converged)
+    return PatternResult(max(bound, 0.0), lp, plan, converged) if lp is not None else PatternResult(None, None,
+                                                                                                   plan, False)
