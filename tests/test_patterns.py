@@ -334,3 +334,25 @@ def test_a_finished_dive_is_a_plan_when_the_integer_master_finds_none(tmp_path):
                       result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
     check(sol, rules_for_scenario(path))
     assert result.bound_usd_per_hour <= result.plan.cost_usd_per_hour(by_id) < ub
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 7), st.lists(st.tuples(st.integers(1, 4), st.floats(0, 3), st.floats(0, 1)), min_size=1,
+                                   max_size=3))
+def test_cheapest_replicas_is_the_least_cost_of_every_replica_set(concurrency, options):
+    """The memory-price bound's per-deployment term equals exhaustive search over every set of replicas (option,
+    sequences) that holds the concurrency: the "one partial replica" argument loses nothing."""
+    import itertools
+
+    import numpy as np
+
+    from planner.patterns import _cheapest_replicas
+
+    choices = [(p, k) for p, (m, _, _) in enumerate(options) for k in range(1, m + 1)]
+    best = math.inf
+    for n in range(1, concurrency + 1):
+        for chosen in itertools.combinations_with_replacement(choices, n):
+            if sum(k for _, k in chosen) >= concurrency:
+                best = min(best, sum(options[p][1] + options[p][2] * k for p, k in chosen))
+    m, sigma, beta = (np.array(x, dtype=float) for x in zip(*options))
+    assert _cheapest_replicas(concurrency, m.astype(int), sigma, beta) == pytest.approx(best, abs=1e-9)
