@@ -31,20 +31,41 @@ def _slot_bounds(inst, ub):
     return {o.id: math.floor(ub / o.price_usd_per_hour + 1e-9) for o in inst.offers}
 
 
+def _patterns_and_optimum(inst, group_size: int | None = None):
+    """The pattern path on a generated instance (in groups of `group_size`, if given) and the exact optimum:
+    (result, optimum, offers by id, exact result)."""
+    from planner import patterns
+
+    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
+    assume(greedy is not None)
+    by_id = {o.id: o for o in inst.offers}
+    with pytest.MonkeyPatch.context() as mp:
+        if group_size is not None:
+            for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
+                mp.setattr(patterns, name, group_size)
+            assert len(patterns._groups(inst.demands, 10)) == -(-len(inst.demands) // group_size)
+        result = solve_patterns(inst.demands, inst.offers, inst.policy,
+                                _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)), greedy, 10, 1,
+                                lambda _m: None, time.perf_counter())
+    exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
+    assert exact.status == "optimal"
+    return result, exact.plan.cost_usd_per_hour(by_id), by_id, exact
+
+
+def _check_plan(result, inst, by_id, optimum) -> None:
+    """A pattern plan costs no less than the optimum and passes the independent validator."""
+    assert result.plan.cost_usd_per_hour(by_id) >= optimum - 1e-6
+    sol = to_solution(result.plan, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible",
+                      result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+    check(sol, inst.rules())
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances(max_deployments=3, max_concurrency=6))
 def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
     inst = _rented(inst)
     assume(applicable(inst.demands, inst.offers, inst.policy))
-    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
-    assume(greedy is not None)
-    by_id = {o.id: o for o in inst.offers}
-    result = solve_patterns(inst.demands, inst.offers, inst.policy,
-                            _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)), greedy, 10, 1,
-                            lambda _m: None, time.perf_counter())
-    exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
-    assert exact.status == "optimal"
-    optimum = exact.plan.cost_usd_per_hour(by_id)
+    result, optimum, by_id, exact = _patterns_and_optimum(inst)
     try:  # and the exact model agrees with exhaustive search where that is affordable
         enumerated = brute_force(inst)
         if enumerated is not None and max(sum(1 for i in exact.plan.instances if i.offer == o.id)
@@ -57,11 +78,7 @@ def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
     if result.converged:  # the LP optimum is itself a bound
         assert result.lp_usd_per_hour <= optimum + 1e-6
     if result.plan is not None:
-        cost = result.plan.cost_usd_per_hour(by_id)
-        assert cost >= optimum - 1e-6
-        sol = to_solution(result.plan, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible",
-                          result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
-        check(sol, inst.rules())
+        _check_plan(result, inst, by_id, optimum)
 
 
 def _prepared(data: dict, directory):
@@ -241,39 +258,21 @@ def test_rounding_cut_keeps_every_integer_replica_mix(concurrency, sizes, fracti
 def test_grouped_plan_is_valid_and_its_bound_sound(inst):
     """Large fleets are planned group by group and housed together, their bound from column generation over the
     whole fleet; here groups of two force that path on instances small enough to solve exactly."""
-    import planner.patterns as patterns
-
     inst = _rented(inst)
     assume(len(inst.demands) >= 3 and applicable(inst.demands, inst.offers, inst.policy))
-    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
-    assume(greedy is not None)
-    by_id = {o.id: o for o in inst.offers}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(patterns, "GROUP_WHOLE_MAX", 2)
-        mp.setattr(patterns, "GROUP_SIZE_MIN", 2)
-        mp.setattr(patterns, "GROUP_SIZE_MAX", 2)
-        assert len(patterns._groups(inst.demands, 10)) == -(-len(inst.demands) // 2)
-        result = solve_patterns(inst.demands, inst.offers, inst.policy,
-                                _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)), greedy, 10, 1,
-                                lambda _m: None, time.perf_counter())
-    exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
-    assert exact.status == "optimal"
-    optimum = exact.plan.cost_usd_per_hour(by_id)
+    result, optimum, by_id, _ = _patterns_and_optimum(inst, group_size=2)
     assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
     if result.plan is not None:  # None when the groups together need more instances than the greedy plan buys
-        assert result.plan.cost_usd_per_hour(by_id) >= optimum - 1e-6
-        sol = to_solution(result.plan, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible",
-                          result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
-        check(sol, inst.rules())
+        _check_plan(result, inst, by_id, optimum)
 
 
 def test_synthetic_fleet_planned_in_groups(tmp_path):
     """20 catalog deployments in groups of 5 (the path of large fleets): every group's blocks housed together make
     a valid plan, cheaper than first fit, above the fleet-wide bound."""
-    import planner.patterns as patterns
     from validator import rules_for_scenario
 
     from bench.fleet import synthetic_scenario
+    from planner import patterns
 
     prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
     by_id = {o.id: o for o in prep.offers}
@@ -296,8 +295,8 @@ def test_synthetic_fleet_planned_in_groups(tmp_path):
 def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
     """Every deployment in exactly one group; sizes follow the time per deployment within their limits; each
     group gets deployments from the whole range of sizes (dealt round-robin, not cut in slices)."""
-    import planner.patterns as patterns
     from bench.fleet import synthetic_scenario
+    from planner import patterns
 
     prep, _ = _prepared(synthetic_scenario(300, time_limit_s=60), tmp_path)
     assert len(patterns._groups(prep.demands[:patterns.GROUP_WHOLE_MAX], 10)) == 1
@@ -315,10 +314,10 @@ def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
 def test_a_finished_dive_is_a_plan_when_the_integer_master_finds_none(tmp_path):
     """SCIP may find no solution in a short time (it does not always complete its hint): the dive's blocks, which
     hold every deployment, are then housed and placed instead of falling back to first fit."""
-    import planner.patterns as patterns
     from validator import rules_for_scenario
 
     from bench.fleet import synthetic_scenario
+    from planner import patterns
 
     prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
     by_id = {o.id: o for o in prep.offers}
