@@ -15,6 +15,7 @@ Per rank r of a TP group of size tp:
 
 from __future__ import annotations
 
+import functools
 import math
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,6 +95,7 @@ def check_tp(spec: ModelSpec, settings: ServingSettings, field: str = "tp") -> N
                 f"quantization group ({fmt.group_size})", field=field, fix="use a smaller tp")
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet asks for the same (model, format, tp) once per GPU type and deployment
 def weights_bytes_per_rank(arch: Architecture, fmt: WeightFormat, tp: int) -> int:
     """Bytes of one rank's weights in `fmt`, plus the rotary cos/sin cache vLLM builds at load time."""
     total = 0
@@ -157,9 +159,14 @@ def kv_bytes_per_sequence_per_rank(spec: ModelSpec, settings: ServingSettings, c
     full_tokens = math.ceil(context_tokens / block) * block
     if spec.arch is None:
         return _explicit_kv_token_bytes(spec, settings.kv_dtype, settings.tp) * full_tokens
+    return _kv_bytes_per_sequence(spec.arch, settings.kv_dtype, settings.tp, block, full_tokens)
+
+
+@functools.lru_cache(maxsize=65536)  # the same model, dtype, tp and length recur on every GPU type of a fleet
+def _kv_bytes_per_sequence(arch: Architecture, kv_dtype: str, tp: int, block: int, full_tokens: int) -> int:
     total = 0
-    for layer, per_token in enumerate(kv_token_bytes_per_layer(spec.arch, settings.kv_dtype, settings.tp)):
-        window = spec.arch.window(layer)
+    for layer, per_token in enumerate(kv_token_bytes_per_layer(arch, kv_dtype, tp)):
+        window = arch.window(layer)
         tokens = full_tokens if window is None else min(full_tokens, (math.ceil(window / block) + 1) * block)
         total += per_token * tokens
     return total
