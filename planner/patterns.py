@@ -85,6 +85,9 @@ GROUP_WHOLE_MAX = 200
 GROUP_SIZE_MIN, GROUP_SIZE_MAX, GROUP_SIZE_PER_S_PER_DEPLOYMENT = 25, 100, 450
 GROUPS_SHARE = 0.6  # of the pattern path's limit; the rest: column generation over the whole fleet, for the bound
 MAX_CUTS_PER_DEPLOYMENT = 8  # rounding cuts kept per deployment (each charges a fractional replica's weights)
+CUT_MIN_VIOLATION = 1e-3  # replicas by which the LP point must break a cut (scaled by its largest coefficient)
+SCIP_MIN_LIMIT_S = 0.2  # SCIP stops at once below this; every SCIP call gets at least this long
+FLEET_SIZING_LIMIT_S = 10.0  # instance sizing for fixed blocks: a few integers per GPU type, solved in milliseconds
 
 
 @dataclass(frozen=True)
@@ -452,7 +455,7 @@ def _mir_cut(concurrency: int, max_k: dict[int, int], replicas: dict[int, float]
     f = C mod M_q > 0): sum_p (floor(M_p / M_q) + min(M_p mod M_q, f) / f) r_p >= floor(C / M_q) + 1. The LP may
     hold 1.3 replicas of a deployment that needs 2, paying for 1.3 copies of its weights; these cuts charge what
     rounding costs. Integer arithmetic, coefficients rounded up (a weaker, still valid, cut)."""
-    best, best_violation = None, 1e-3
+    best, best_violation = None, CUT_MIN_VIOLATION
     for m_q in {max_k[p] for p, r in replicas.items() if r > 1e-9}:
         f = concurrency % m_q
         if f == 0:
@@ -665,7 +668,8 @@ class _Generator:
         master = self.master
         everything = self.kept
         active = set(everything)
-        best = memory_price_bound(self.demands, master.gpu_price, self.items)
+        # The floor only when a bound is wanted: groups of a large fleet (certify_s = 0) discard theirs.
+        best = memory_price_bound(self.demands, master.gpu_price, self.items) if certify_s > 0 else 0.0
         lp_value, it_no, since_full, full = None, 0, 0, False  # the first columns are far off: price coarsely
         while True:
             it_no += 1
@@ -701,12 +705,12 @@ class _Generator:
         """Columns whose reduced cost under column generation's last duals is within `fraction` of their price:
         the ones an integer plan near the LP is made of."""
         mu, nu = self.last_duals
+        objective = self.master.lp.Objective()
         out = set()
-        for key in self.master.columns:
-            g, members = key
-            cost = self.master.gpu_price[g, max(self.demands[d].options[p].tp for d, p, _ in members)]
+        for key, var in self.master.columns.items():
+            cost = objective.GetCoefficient(var)
             value = sum((mu.get(d, 0.0) * k + nu.get((d, p), 0.0)) / self.demands[d].options[p].tp
-                        for d, p, k in members)
+                        for d, p, k in key[1])
             if cost - value <= fraction * cost:
                 out.add(key)
         return out
@@ -813,7 +817,7 @@ def _scip(threads: int, seed: int, time_limit_s: float):
     mip = pywraplp.Solver.CreateSolver("SCIP")
     mip.SetNumThreads(max(1, threads))
     mip.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {seed}\n")
-    mip.SetTimeLimit(max(200, int(1000 * time_limit_s)))
+    mip.SetTimeLimit(int(1000 * max(SCIP_MIN_LIMIT_S, time_limit_s)))
     return mip
 
 
@@ -868,7 +872,7 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
 
 def _fleet_for(chosen, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy, threads: int):
     """The cheapest instances that hold `chosen` blocks (gpu, members, tp, count): instance counts or None."""
-    mip = _scip(threads, policy.seed, 10.0)
+    mip = _scip(threads, policy.seed, FLEET_SIZING_LIMIT_S)
     size: dict[tuple[str, int], list] = defaultdict(list)
     for g, _, t, count in chosen:
         size[g, t].append(t * count)
