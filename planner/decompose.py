@@ -229,8 +229,9 @@ def place(demands: list[Demand], offers: list[Offer], policy: Policy, counts: di
 
 def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
                      greedy: Plan | None, time_limit_s: float, threads: int, say,
-                     started: float) -> tuple[Plan | None, str, float | None]:
-    """(plan, status, bound). The plan is never costlier than `greedy`."""
+                     started: float, polish: bool = True) -> tuple[Plan | None, str, float | None]:
+    """(plan, status, bound). The plan is never costlier than `greedy`. Without `polish`, the pattern path's plan
+    is returned without neighbourhood search (the caller improves it)."""
     from planner.patterns import applicable, solve_patterns
     from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
@@ -257,10 +258,11 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             candidates.append(result.plan)
         counts = None  # the pattern plan replaces the fleet model's placement
         best = min(candidates, key=lambda p: p.cost_usd_per_hour(by_id))
-        improved = improve(best, demands, offers, policy, started + time_limit_s, threads)
-        say(f"neighbourhood search: ${best.cost_usd_per_hour(by_id):.2f}/h -> "
-            f"${improved.cost_usd_per_hour(by_id):.2f}/h")
-        candidates.append(improved)
+        if polish:
+            improved = improve(best, demands, offers, policy, started + time_limit_s, threads)
+            say(f"neighbourhood search: ${best.cost_usd_per_hour(by_id):.2f}/h -> "
+                f"${improved.cost_usd_per_hour(by_id):.2f}/h")
+            candidates.append(improved)
     if counts is not None:
         start = place(demands, offers, policy, counts, reps, assigned)
         if start is not None:

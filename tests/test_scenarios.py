@@ -145,20 +145,28 @@ def test_headroom_fraction_plans_for_growth(run, tmp_path):
     assert sol["summary"]["min_concurrency_headroom"] >= 0.5
 
 
-@pytest.mark.parametrize("name", ["prod.yaml", "melange-toy.yaml", "colocate-small.yaml"])
-def test_decomposed_path_gives_valid_honest_plans(monkeypatch, name):
-    """Force the large-fleet path (fleet model, then placement) on small scenarios: its plans must validate, cost
-    no less than the exact optimum, and be called optimal only when they reach the proven bound."""
+@pytest.mark.parametrize("name,forced,label", [
+    ("prod.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
+    ("melange-toy.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
+    ("colocate-small.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
+    ("prod.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
+    ("prod-h200.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
+    ("long-context.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
+])
+def test_decomposed_path_gives_valid_honest_plans(monkeypatch, name, forced, label):
+    """Force the large-fleet path (fleet model, then placement), or the mid-size one (that, then the exact model),
+    on small scenarios: its plans must validate, cost no less than the exact optimum, and be called optimal only
+    when they reach the proven bound."""
     import planner.solver as solver_module
     from planner.plan import prepare, solve_prepared
 
     path = ROOT / "scenarios" / name
     exact = solve_prepared(prepare(path), baselines=False, threads=1)
-    monkeypatch.setattr(solver_module, "EXACT_PLACEMENT_VARIABLES", 0)
+    monkeypatch.setattr(solver_module, forced, 0)
     big = solve_prepared(prepare(path), baselines=False, threads=1)
     sol = big.model_dump(mode="json")
     check(sol, rules_for_scenario(path))
-    assert big.solver == "cp-sat (decomposed)"
+    assert big.solver == label
     assert big.cost.per_hour >= exact.cost.per_hour - 1e-6
     assert big.bound.per_hour <= exact.cost.per_hour + 1e-6  # a valid lower bound
     if big.status == "optimal":
