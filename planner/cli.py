@@ -234,7 +234,9 @@ def _log(msg: str) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--time-limit", type=float, default=None, help="Seconds for CP-SAT (default: policy.time_limit_s).")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds for the solve (default: policy.time_limit_s); the single-GPU-type baselines take up to "
+                   "a quarter more.")
 @click.option("--threads", type=int, default=None, help="CP-SAT workers (default: policy.threads, 0 = all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,

@@ -185,7 +185,8 @@ def _scenario_tables(s: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                     for d in s["deployments"]]))
     if s.get("baselines"):
         tables.append(("Single-GPU-type baselines", ["GPU type", "status", "USD/h"],
-                       [[b["gpu"], b["status"], "-" if b["cost_per_hour"] is None else f"{b['cost_per_hour']:,.2f}"]
+                       [[b["gpu"], b["status"] + (" (first-fit)" if b.get("method") == "greedy" else ""),
+                         "-" if b["cost_per_hour"] is None else f"{b['cost_per_hour']:,.2f}"]
                         for b in s["baselines"]]))
     return tables
 

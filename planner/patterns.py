@@ -135,11 +135,7 @@ class _Master:
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         lp, inf = self.lp, self.lp.infinity()
         self.demands = demands
-        self.gpu_price: dict[tuple[str, int], float] = {}
-        for g, its in items.items():
-            for t in {it.tp for it in its}:
-                self.gpu_price[g, t] = min(o.price_usd_per_hour / o.gpu_count for o in offers
-                                           if o.gpu == g and o.gpu_count >= t)
+        self.gpu_price = _gpu_prices(items, offers)
         self.cov = {d.index: lp.Constraint(d.concurrency, inf) for d in demands}
         self.rep = {d.index: lp.Constraint(d.min_replicas, inf if d.max_replicas is None else d.max_replicas)
                     for d in demands}
@@ -184,6 +180,24 @@ class _Master:
         from ortools.linear_solver import pywraplp
 
         return self.lp.Solve() == pywraplp.Solver.OPTIMAL
+
+
+def _gpu_prices(items: dict[str, list[_Item]], offers: list[Offer]) -> dict[tuple[str, int], float]:
+    """gpu_price[g, t]: the cheapest price per GPU of an instance of type g with at least t GPUs."""
+    return {(g, t): min(o.price_usd_per_hour / o.gpu_count for o in offers if o.gpu == g and o.gpu_count >= t)
+            for g, its in items.items() for t in {it.tp for it in its}}
+
+
+def fleet_floor(demands: list[Demand], offers: list[Offer], policy: Policy) -> float:
+    """A lower bound on every plan's USD/h that needs no solve, where the pattern path applies (else 0): the memory
+    price of `memory_price_bound` per sequence, not in whole replicas (a few percent lower, but no dynamic program:
+    about 0.01 s instead of 0.14 s on 300 deployments)."""
+    if not applicable(demands, offers, policy):
+        return 0.0
+    items = _items(demands, offers)
+    if {it.d for its in items.values() for it in its} != {d.index for d in demands}:
+        return 0.0  # a deployment fits no offer: the solver says so, with the reason
+    return memory_price_bound(demands, _gpu_prices(items, offers), items, whole_replicas=False)
 
 
 def _uniform_tp(demands: list[Demand], members) -> int | None:
@@ -469,13 +483,14 @@ def _mir_cut(concurrency: int, max_k: dict[int, int], replicas: dict[int, float]
 
 
 def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], float],
-                       items: dict[str, list[_Item]]) -> float:
+                       items: dict[str, list[_Item]], whole_replicas: bool = True) -> float:
     """A bound that needs no LP: a replica of option p holding k <= M sequences fills tp GPUs to (a + k b) / L each,
     and a GPU costs at least gpu_price, so the replica costs at least sigma_p + beta_p k (sigma_p = gpu_price x tp x
     a / L, beta_p = gpu_price x tp x b / L), and every plan at least the sum over deployments of the cheapest whole
     replicas that hold the concurrency (`_cheapest_replicas`), and at least min_replicas one-sequence replicas.
     Whole replicas matter: 50 sequences on 40-sequence replicas pay two copies of the weights, where a price per
-    sequence would charge 1.25 (on the benchmark fleets this raises the bound 0.5-1.3%)."""
+    sequence would charge 1.25 (on the benchmark fleets this raises the bound 0.5-1.3%). Without `whole_replicas`,
+    the price per sequence: concurrency x min over options of (sigma_p / M_p + beta_p)."""
     options: dict[int, list[tuple[int, float, float]]] = defaultdict(list)  # d -> (M, sigma, beta)
     for g, its in items.items():
         for it in its:
@@ -484,7 +499,9 @@ def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], f
     total = 0.0
     for d in demands:
         m, sigma, beta = (np.array(x) for x in zip(*options[d.index]))
-        total += max(_cheapest_replicas(d.concurrency, m, sigma, beta), d.min_replicas * float((sigma + beta).min()))
+        held = (_cheapest_replicas(d.concurrency, m, sigma, beta) if whole_replicas
+                else d.concurrency * float((sigma / m + beta).min()))
+        total += max(held, d.min_replicas * float((sigma + beta).min()))
     return total
 
 

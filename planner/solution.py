@@ -173,6 +173,10 @@ class Baseline(BaseModel):
     gpu: str
     status: Status
     cost_per_hour: float | None
+    method: Literal["solver", "greedy"] = Field(
+        default="solver", description="solver: optimised within its share of the time; greedy: the first-fit "
+        "plan, left unoptimised because its lower bound already exceeds another GPU type's plan")
+    bound_per_hour: float | None = Field(default=None, description="a lower bound on this GPU type's cheapest fleet")
 
 
 class Solution(BaseModel):

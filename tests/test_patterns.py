@@ -13,7 +13,7 @@ from synthetic import Budget, brute_force, instances
 from validator import check
 
 from planner.greedy import best_heuristic_plan
-from planner.patterns import applicable, solve_patterns
+from planner.patterns import applicable, fleet_floor, solve_patterns
 from planner.solution import to_solution
 from planner.solver import solve
 
@@ -75,6 +75,7 @@ def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
         pass
     assert result.bound_usd_per_hour is not None
     assert result.bound_usd_per_hour <= optimum + 1e-6, (result.bound_usd_per_hour, optimum)
+    assert fleet_floor(inst.demands, inst.offers, inst.policy) <= optimum + 1e-6  # what prunes the baselines
     if result.converged:  # the LP optimum is itself a bound
         assert result.lp_usd_per_hour <= optimum + 1e-6
     if result.plan is not None:

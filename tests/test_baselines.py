@@ -1,0 +1,98 @@
+"""Single-GPU-type baselines (planner.plan.single_gpu_baselines): types whose lower bound cannot beat the best
+single-type plan are not solved, the solves share one time budget, and the scenario's own single-type plan caps
+its type's baseline."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner import plan as plan_module
+from planner.greedy import greedy_plan
+from planner.patterns import fleet_floor
+from planner.solver import SolveResult, solve
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """The benchmark's 20-deployment fleet over the whole catalog (20 GPU types)."""
+    import yaml
+
+    from bench.fleet import synthetic_scenario
+    from planner.plan import prepare
+    from planner.scenario import parse_scenario
+
+    data = synthetic_scenario(20)
+    path = tmp_path_factory.mktemp("fleet") / "synthetic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return prepare(path, parse_scenario(data, str(path)))
+
+
+def _alone(prep, gpu):
+    demands = [d.model_copy(update={"options": [p for p in d.options if p.gpu == gpu]}) for d in prep.demands]
+    return demands, [o for o in prep.offers if o.gpu == gpu]
+
+
+def test_floor_is_below_every_single_type_plan(fleet):
+    for gpu in sorted({o.gpu for o in fleet.offers}):
+        demands, offers = _alone(fleet, gpu)
+        if any(not d.options for d in demands):
+            continue
+        first_fit = greedy_plan(demands, offers, fleet.scenario.policy)
+        if first_fit is not None:
+            assert fleet_floor(demands, offers, fleet.scenario.policy) <= first_fit.cost_usd_per_hour(
+                {o.id: o for o in offers}) + 1e-6
+
+
+def test_only_types_that_can_be_best_are_solved_within_one_budget(fleet, monkeypatch):
+    """A solver that finds nothing in time (the worst case for the budget: every call returns at once), and the
+    scenario's own plan using the RTX A6000 alone: that plan is the A6000 baseline, every type whose bound
+    exceeds it keeps its first-fit plan unsolved, and the solves' limits add up to the budget."""
+    a6000 = "rtx-a6000-48gb"
+    demands, offers = _alone(fleet, a6000)
+    own = solve(demands, offers, fleet.scenario.policy, time_limit_s=3, threads=1).plan
+    own_cost = own.cost_usd_per_hour({o.id: o for o in offers})
+    calls = []
+
+    def nothing_in_time(demands, offers, policy, *, time_limit_s, threads):
+        calls.append((offers[0].gpu, time_limit_s))
+        return SolveResult(None, "unknown", None, 0.0, "cp-sat", [])
+
+    monkeypatch.setattr("planner.solver.solve", nothing_in_time)
+    budget_s = 4.0
+    baselines = {b.gpu: b for b in plan_module.single_gpu_baselines(fleet, time_limit_s=budget_s, threads=1,
+                                                                     plan=own)}
+    assert set(baselines) == {o.gpu for o in fleet.offers}
+    assert baselines[a6000].cost_per_hour == pytest.approx(own_cost) and baselines[a6000].method == "solver"
+    best = min(b.cost_per_hour for b in baselines.values() if b.cost_per_hour is not None)
+    assert best == pytest.approx(own_cost)  # this fleet's cheapest single type is the A6000
+    solved = {gpu for gpu, _ in calls}
+    pruned = {g for g, b in baselines.items() if b.method == "greedy"}
+    assert pruned and solved and not solved & pruned
+    for g in pruned:  # a type left unsolved cannot beat the best single-type plan, and its figures are ordered
+        b = baselines[g]
+        assert b.status == "feasible" and b.bound_per_hour >= best - 1e-6
+        assert b.bound_per_hour <= b.cost_per_hour + 1e-6
+    for g in solved:  # a type solved was a contender when its turn came
+        assert baselines[g].bound_per_hour is None or baselines[g].bound_per_hour <= own_cost + 1e-6
+    assert all(limit <= budget_s for _, limit in calls)
+    assert sum(limit for _, limit in calls) <= budget_s + plan_module.BASELINE_MIN_LIMIT_S * len(calls)
+    infeasible = {g for g, b in baselines.items() if b.status == "infeasible"}
+    assert all(baselines[g].cost_per_hour is None for g in infeasible)
+
+
+def test_saving_is_against_a_baseline_no_dearer_than_a_single_type_plan(run):
+    """End to end: every baseline in the JSON names how it was found, and no first-fit baseline is the best."""
+    import json
+
+    from conftest import ROOT
+
+    sol = json.loads(run("solve", ROOT / "scenarios/prod.yaml", "--format", "json", "-q").out)
+    assert sol["baselines"] and all(b["method"] in ("solver", "greedy") for b in sol["baselines"])
+    priced = [b for b in sol["baselines"] if b["cost_per_hour"] is not None]
+    best = min(priced, key=lambda b: b["cost_per_hour"])
+    assert best["method"] == "solver"
+    for b in priced:
+        if b["method"] == "greedy":
+            assert b["bound_per_hour"] >= best["cost_per_hour"] - 1e-6
+    assert sol["saving_vs_best_single_gpu"] == pytest.approx(
+        (best["cost_per_hour"] - sol["cost"]["per_hour"]) / best["cost_per_hour"], abs=1e-5)
