@@ -267,6 +267,48 @@ def test_grouped_plan_is_valid_and_its_bound_sound(inst):
         _check_plan(result, inst, by_id, optimum)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_deployments=4, max_concurrency=8), st.sampled_from([0.3, 0.5, 0.9]))
+def test_smoothed_column_generation_bound_is_sound(inst, smoothing):
+    """Wentges smoothing prices at a mix of the best-bound duals and the LP's, and takes each round's bound where
+    it priced: every such bound, and the certified one, must stay under the exact optimum."""
+    from planner import patterns
+
+    inst = _rented(inst)
+    assume(applicable(inst.demands, inst.offers, inst.policy))
+    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
+    assume(greedy is not None)
+    by_id = {o.id: o for o in inst.offers}
+    with pytest.MonkeyPatch.context() as mp:  # one seed column per deployment, no incumbent: several rounds
+        mp.setattr(patterns, "SEED_OPTIONS", 1)
+        gen = patterns._Generator(inst.demands, inst.offers, _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)),
+                                  None)
+    bound, lp, _ = gen.run(time.perf_counter() + 5, lambda _msg: None, 1.0, 1, 0, smoothing)
+    optimum = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
+    assert optimum.status == "optimal"
+    assert bound <= optimum.plan.cost_usd_per_hour(by_id) + 1e-6
+    assert gen.duals(gen.raw_duals()) == gen.duals()  # the LP's duals, however they are passed
+
+
+def test_smoothing_prices_between_the_best_duals_and_the_lp(tmp_path, monkeypatch):
+    """On the 20-deployment catalog fleet, smoothed column generation does price at mixed duals, converges, and
+    its bound stays between the memory-price floor and the LP optimum (no Lagrangian bound exceeds the LP)."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    by_id = {o.id: o for o in prep.offers}
+    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
+    mixed, original = [], patterns._mix
+    monkeypatch.setattr(patterns, "_mix", lambda *args: mixed.append(args[2]) or original(*args))
+    gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
+    bound, lp, converged = gen.run(time.perf_counter() + 60, lambda _msg: None, 1.0, 1, 0, 0.5)
+    assert mixed and converged
+    floor = patterns.memory_price_bound(prep.demands, gen.master.gpu_price, gen.items)
+    assert floor - 1e-6 <= bound <= lp + 1e-6
+
+
 def test_synthetic_fleet_planned_in_groups(tmp_path):
     """20 catalog deployments in groups of 5 (the path of large fleets): every group's blocks housed together make
     a valid plan, cheaper than first fit, above the fleet-wide bound."""
