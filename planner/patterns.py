@@ -60,6 +60,7 @@ EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this
 # limits (more columns per LP solve converge large fleets several times faster: bench/scale.py, 500 deployments).
 COLUMNS_PER_CLASS_MIN, COLUMNS_PER_CLASS_MAX = 8, 48
 FULL_ROUND_EVERY = 8  # partial rounds between full (exact, bound-giving) pricing rounds
+STAGE_CACHE_MAX = 50_000  # knapsack stages kept (a few KiB each), then the cache starts over
 FINE_UNITS = 4096  # memory steps of the bound's knapsack (two choices per option, so it can afford fine steps)
 CANDIDATES = 48  # deployments (densest value per memory step) a heuristic pricing round considers per class
 COARSE_K = 12  # sequence counts per option tried by the heuristic pricing of partial rounds
@@ -316,18 +317,20 @@ def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple
     deployment's stage, the choice that reaches the value at the capacity left (ties: the deployment stays out)."""
     variant = "coarse" if coarse else "all"
     dp = np.zeros(UNITS + 1)
-    low = np.full(UNITS + 1, -np.inf)
+    padded = np.full(2 * UNITS + 2, -np.inf)  # [-inf x (UNITS + 1), the table], the table rewritten per stage
+    windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # padded[s + c]
     stages = []  # (items of one deployment, table before, table after)
     by_d: dict[int, list[_Item]] = defaultdict(list)
     for it in per_item:
         by_d[it.d].append(it)
     for its in by_d.values():
-        tables = [steps[it.d, it.p, variant] for it in its]
-        w = np.concatenate([t[1] for t in tables])  # every (option, k) of the deployment at once
-        v = np.concatenate([(mu.get(it.d, 0.0) * t[0] + nu.get((it.d, it.p), 0.0)) / it.tp
-                            for it, t in zip(its, tables)])
-        padded = np.concatenate((low, dp))
-        windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # padded[s + c]
+        w, ks, per_option, inv_tp = _stage(its, steps, variant)
+        m = mu.get(its[0].d, 0.0)
+        if len(its) == 1:  # a uniform class: one option per deployment
+            v = (m * ks + nu.get((its[0].d, its[0].p), 0.0)) * inv_tp
+        else:
+            v = (m * ks + np.repeat([nu.get((it.d, it.p), 0.0) for it in its], per_option)) * inv_tp
+        padded[UNITS + 1:] = dp
         cand = windows[(UNITS + 1) - w]  # [j, c]: the table at c - w_j (-inf below 0); a copy, added to in place
         cand += v[:, None]
         best = np.maximum(dp, cand.max(axis=0))
@@ -353,6 +356,26 @@ def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple
         members.append((it.d, it.p, k))
         c -= weight
     return value, members
+
+
+_STAGES: dict = {}  # (deployment's items, variant) -> what its knapsack stage gathers, computed once
+
+
+def _stage(its: list[_Item], steps, variant: str):
+    """For one deployment's items, every choice j (an option and a sequence count) at once: (weight in steps,
+    sequences, choices per item, 1 / tp). Cached: pricing asks for the same stages thousands of times (100
+    deployments: 3,400 knapsacks of about 50 stages)."""
+    key = (tuple(its), variant)
+    out = _STAGES.get(key)
+    if out is None:
+        tables = [steps[it.d, it.p, variant] for it in its]
+        per_option = [len(t[0]) for t in tables]
+        out = (np.concatenate([t[1] for t in tables]), np.concatenate([t[0] for t in tables]).astype(float),
+               per_option, np.repeat([1.0 / it.tp for it in its], per_option))
+        if len(_STAGES) > STAGE_CACHE_MAX:
+            _STAGES.clear()
+        _STAGES[key] = out
+    return out
 
 
 def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float]) -> float:

@@ -136,6 +136,46 @@ def _best_exact(items, mu, nu):
 
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
+                                   st.sampled_from([1, 2])), min_size=1, max_size=3), min_size=1, max_size=3),
+       st.lists(st.floats(0, 1), min_size=3, max_size=3), st.lists(st.floats(-0.5, 1), min_size=9, max_size=9),
+       st.booleans())
+def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, coarse):
+    """The pricing knapsack (one option and one sequence count per deployment, weights in UNITS steps) returns the
+    best value over every choice its step tables allow, and members that reach that value within the steps; with
+    several options per deployment (the mixed-TP classes) as with one."""
+    import itertools
+
+    from planner.patterns import UNITS, _Item, _knapsack, _step_tables
+
+    limit = 1000 * 2**20
+    items = [_Item(d, p, "toy", tp, a * 2**20, b * 2**20, m, limit)
+             for d, opts in enumerate(options) for p, (a, b, m, tp) in enumerate(opts)]
+    mu = {d: mus[d] for d in range(len(options))}
+    nu = {(d, p): nus[3 * d + p] for d, opts in enumerate(options) for p in range(len(opts))}
+    steps = _step_tables(items)
+    variant = "coarse" if coarse else "all"
+
+    def choices(d):  # (value, steps, member) of every choice of deployment d, or leaving it out
+        out = [(0.0, 0, None)]
+        for it in items:
+            if it.d == d:
+                ks, w = steps[it.d, it.p, variant]
+                out += [((mu[d] * k + nu[d, it.p]) / it.tp, int(wk), (d, it.p, int(k))) for k, wk in zip(ks, w)]
+        return out
+
+    best = max(sum(c[0] for c in combo) for combo in itertools.product(*[choices(d) for d in range(len(options))])
+               if sum(c[1] for c in combo) <= UNITS)
+    value, members = _knapsack(items, steps, mu, nu, coarse)
+    assert value == pytest.approx(best, abs=1e-9)
+    by_key = {(it.d, it.p): it for it in items}
+    table = {(d, p, int(k)): int(wk) for (d, p, v), (ks, w) in steps.items() if v == variant for k, wk in zip(ks, w)}
+    assert len({d for d, _, _ in members}) == len(members)
+    assert sum(table[m] for m in members) <= UNITS
+    assert sum((mu[d] * k + nu[d, p]) / by_key[d, p].tp for d, p, k in members) == pytest.approx(value, abs=1e-9)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
        st.lists(st.floats(0, 1), min_size=4, max_size=4), st.lists(st.floats(0, 1), min_size=4, max_size=4))
