@@ -60,7 +60,6 @@ EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this
 # limits (more columns per LP solve converge large fleets several times faster: bench/scale.py, 500 deployments).
 COLUMNS_PER_CLASS_MIN, COLUMNS_PER_CLASS_MAX = 8, 48
 FULL_ROUND_EVERY = 8  # partial rounds between full (exact, bound-giving) pricing rounds
-STAGE_CACHE_MAX = 50_000  # knapsack stages kept (a few KiB each), then the cache starts over
 FINE_UNITS = 4096  # memory steps of the bound's knapsack (two choices per option, so it can afford fine steps)
 CANDIDATES = 48  # deployments (densest value per memory step) a heuristic pricing round considers per class
 COARSE_K = 12  # sequence counts per option tried by the heuristic pricing of partial rounds
@@ -358,23 +357,19 @@ def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple
     return value, members
 
 
-_STAGES: dict = {}  # (deployment's items, variant) -> what its knapsack stage gathers, computed once
-
-
 def _stage(its: list[_Item], steps, variant: str):
     """For one deployment's items, every choice j (an option and a sequence count) at once: (weight in steps,
-    sequences, choices per item, 1 / tp). Cached: pricing asks for the same stages thousands of times (100
-    deployments: 3,400 knapsacks of about 50 stages)."""
-    key = (tuple(its), variant)
-    out = _STAGES.get(key)
+    sequences, choices per item, 1 / tp). Kept in `steps` (the generator's tables, where (d, options) names the
+    stage): pricing asks for the same stages thousands of times (100 deployments: 3,400 knapsacks of about 50
+    stages)."""
+    key = ("stage", its[0].d, tuple(it.p for it in its), variant)
+    out = steps.get(key)
     if out is None:
         tables = [steps[it.d, it.p, variant] for it in its]
         per_option = [len(t[0]) for t in tables]
-        out = (np.concatenate([t[1] for t in tables]), np.concatenate([t[0] for t in tables]).astype(float),
-               per_option, np.repeat([1.0 / it.tp for it in its], per_option))
-        if len(_STAGES) > STAGE_CACHE_MAX:
-            _STAGES.clear()
-        _STAGES[key] = out
+        out = steps[key] = (np.concatenate([t[1] for t in tables]),
+                            np.concatenate([t[0] for t in tables]).astype(float), per_option,
+                            np.repeat([1.0 / it.tp for it in its], per_option))
     return out
 
 

@@ -170,7 +170,7 @@ def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, c
     value, members = _knapsack(items, steps, mu, nu, coarse)
     assert value == pytest.approx(best, abs=1e-9)
     by_key = {(it.d, it.p): it for it in items}
-    table = {(d, p, int(k)): int(wk) for (d, p, v), (ks, w) in steps.items() if v == variant for k, wk in zip(ks, w)}
+    table = {(it.d, it.p, int(k)): int(wk) for it in items for k, wk in zip(*steps[it.d, it.p, variant])}
     assert len({d for d, _, _ in members}) == len(members)
     assert sum(table[m] for m in members) <= UNITS
     assert sum((mu[d] * k + nu[d, p]) / by_key[d, p].tp for d, p, k in members) == pytest.approx(value, abs=1e-9)
