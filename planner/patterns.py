@@ -78,6 +78,15 @@ DIVE_ROUND_FRACTION = 1 / 8
 # column generation's last duals (100 deployments, three runs each: all ~2,000 columns $94.08/h; within 10%, about
 # 700 columns, $92.61-93.10/h; within 5% $92.07-93.59/h; within 2% $94.03-94.52/h).
 INTEGER_REDUCED_COST_KEEP = 0.1
+# ... but a pool of up to this many columns per second left goes to it whole (20 deployments, 557 columns, 7 s
+# left: $21.07/h whole, $21.51/h over the 303 kept; 100 deployments, about 2,300 columns, 3.5 s left: whole
+# $94.08/h, kept $92.6-93.1/h; groups of 25 of 2,000 deployments, about 400 columns, under 1 s left: whole
+# $1,889/h for the fleet, kept $1,852/h).
+INTEGER_ALL_COLUMNS_PER_S = 200
+# Near-optimal columns for the integer master (`_Generator.enrich`): exclusions deep, least value as a fraction of
+# the GPU's price, share of the time left after column generation (20 deployments: depth 4 and 0.3 gave 193 columns
+# in 0.1 s and the $21.07/h plan; depth 2 or 0.6 added a handful and left it at $21.51/h).
+ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 4, 0.3, 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
 # of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
@@ -783,6 +792,43 @@ class _Generator:
                 return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
 
+    def enrich(self, deadline: float) -> set[Pattern]:
+        """Near-optimal uniform columns at column generation's last duals, for the integer master to combine: in
+        every kept uniform class, the most valuable pattern, then the most valuable without each of its
+        deployments, and so on ENRICH_DEPTH exclusions deep, each worth at least ENRICH_MIN_VALUE of its GPU's
+        price. The LP's own columns fit fractional plans; integer plans need their near neighbours (20
+        deployments: 193 such columns in 0.1 s, and the integer master over them proves $21.07/h where it found
+        $21.51/h without; neighbourhood search needed 60 s for that plan). Returns the columns, added to the
+        master."""
+        mu, nu = self.last_duals
+        out: set[Pattern] = set()
+        for c in self.kept:
+            g, t, uniform, items = self.classes[c]
+            if not uniform:
+                continue
+            cost = self.master.gpu_price[g, t]
+            frontier, seen = [frozenset()], set()
+            for _ in range(ENRICH_DEPTH):
+                deeper = []
+                for excluded in frontier:
+                    if time.perf_counter() > deadline:
+                        return out
+                    rest = [it for it in items if it.d not in excluded]
+                    value, members = _knapsack(rest, self.steps, mu, nu, False) if rest else (0.0, [])
+                    if not members or value < ENRICH_MIN_VALUE * cost:
+                        continue
+                    ms = _repair(members, self.by_key, items[0].limit_bytes, mu)
+                    if ms:
+                        key = _pattern(g, ms)
+                        self.master.add(key)
+                        out.add(key)
+                    for d, _, _ in members:
+                        if excluded | {d} not in seen:
+                            seen.add(excluded | {d})
+                            deeper.append(excluded | {d})
+                frontier = deeper
+        return out
+
     def promising(self, fraction: float) -> set[Pattern]:
         """Columns whose reduced cost under column generation's last duals is within `fraction` of their price:
         the ones an integer plan near the LP is made of."""
@@ -1001,6 +1047,7 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
     """After column generation: the price-and-dive, then the integer master over its columns, hinted with it
     (DIVE_SHARE, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
     demands = gen.demands
+    enriched = gen.enrich(time.perf_counter() + ENRICH_SHARE * (deadline - time.perf_counter()))
     dived = gen.dive(time.perf_counter() + DIVE_SHARE * (deadline - time.perf_counter()))
     covering = dived is not None  # a finished dive's blocks hold every deployment: a plan of their own
     if covering:
@@ -1017,8 +1064,11 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         chosen = [(g, members, _uniform_tp(demands, members), n) for (g, members), n in dived.items() if n > 0]
         counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
         fallback = (chosen, counts) if counts is not None else None
-    keep = {key for key, n in dived.items() if n > 0} | gen.promising(INTEGER_REDUCED_COST_KEEP)
-    say(f"patterns: integer master over {len(keep)} of {len(gen.master.columns)} columns")
+    keep = None  # a pool SCIP has time for goes whole: columns far from the LP's duals still combine into plans
+    if len(gen.master.columns) > INTEGER_ALL_COLUMNS_PER_S * (deadline - time.perf_counter()):
+        keep = {key for key, n in dived.items() if n > 0} | gen.promising(INTEGER_REDUCED_COST_KEEP) | enriched
+    say(f"patterns: integer master over {len(gen.master.columns) if keep is None else len(keep)} of "
+        f"{len(gen.master.columns)} columns")
     result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
                             INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
                             fallback[1] if fallback else None, keep)
