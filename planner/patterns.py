@@ -25,8 +25,9 @@ The memory-price bound is their floor. A class whose every pattern is a pattern 
 (`_dominated`) is never priced: that class's value stands for it.
 
 Plan: the integer master over the *uniform* patterns found (every shard of the same TP degree t: a t-GPU block whose
-GPUs hold identical shards), solved by SCIP with integer block counts over the columns of column generation and
-of a price-and-dive (`_Generator.dive`); power-of-two blocks packed largest first
+GPUs hold identical shards), solved by SCIP with integer block counts over the columns of column generation, their
+near-optimal neighbours (`_Generator.enrich`) and a price-and-dive (`_Generator.dive`); power-of-two blocks packed
+largest first
 into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
 
 Large fleets (more than GROUP_WHOLE_MAX deployments) are planned in groups of 25-100 dealt round-robin by size:
