@@ -70,8 +70,12 @@ SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds th
 # share of the path's whole limit (bench/scale.py).
 # (100 deployments in 10 s: CG_SHARE 0.3 left the bound at $83.10/h, 0.6 lets column generation converge, $86.8/h;
 # then DIVE_SHARE 0.5 left SCIP too little time, plans $94-112/h over four runs, 0.3 gave $93.6-94.1/h. Groups of a
-# large fleet converge fast; 0.3 leaves their plans more time: 500 deployments $459/h, at 0.6 $473/h.)
-CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, DIVE_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.3, 0.9
+# large fleet converge fast; 0.3 leaves their plans more time: 500 deployments $459/h, at 0.6 $473/h.
+# With the near-optimal columns of `enrich`, a whole fleet does better with a shorter dive: 100 deployments,
+# DIVE_SHARE 0.15 $91.14-91.63/h over three runs, 0.3 $91.63-93.59/h over five, 0.05 $92.12-93.59/h; groups keep
+# 0.3: 500 deployments $455.50/h at 0.15, $454.56-454.61/h at 0.3; 2,000 $1,849.91/h and $1,842.62/h.)
+CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.9
+DIVE_SHARE, GROUP_DIVE_SHARE = 0.15, 0.3
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
 DIVE_ROUND_FRACTION = 1 / 8
@@ -1044,12 +1048,12 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Pla
 
 
 def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
-                 deadline: float, threads: int, say):
+                 deadline: float, threads: int, say, dive_share: float = DIVE_SHARE):
     """After column generation: the price-and-dive, then the integer master over its columns, hinted with it
-    (DIVE_SHARE, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
+    (`dive_share`, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
     demands = gen.demands
     enriched = gen.enrich(time.perf_counter() + ENRICH_SHARE * (deadline - time.perf_counter()))
-    dived = gen.dive(time.perf_counter() + DIVE_SHARE * (deadline - time.perf_counter()))
+    dived = gen.dive(time.perf_counter() + dive_share * (deadline - time.perf_counter()))
     covering = dived is not None  # a finished dive's blocks hold every deployment: a plan of their own
     if covering:
         say(f"patterns: dive rounded the LP to {sum(dived.values())} blocks, "
@@ -1143,7 +1147,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
         _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
                            0.0, threads, policy.seed)
-        result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None)
+        result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
                   if lp is not None else None)
         columns += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms))) for g, ms in gen.master.columns]
         if result is None:  # no grouped plan; the rest of the time goes to the fleet's bound
