@@ -17,7 +17,6 @@ from planner.offers import Offer, offers, scenario_catalog
 from planner.scenario import Scenario, load_scenario
 from planner.solution import Baseline, Bound, Cost, Plan, Solution, to_solution
 
-
 # The single-GPU-type baselines share this fraction of the solve's time limit, all types together (each type
 # solved gets at least BASELINE_MIN_LIMIT_S), so `planner solve` ends within about 1.25x its limit.
 BASELINES_SHARE = 0.25

@@ -323,7 +323,7 @@ def test_smoothed_column_generation_bound_is_sound(inst, smoothing):
         mp.setattr(patterns, "SEED_OPTIONS", 1)
         gen = patterns._Generator(inst.demands, inst.offers, _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)),
                                   None)
-    bound, lp, _ = gen.run(time.perf_counter() + 5, lambda _msg: None, 1.0, 1, 0, smoothing)
+    bound, _, _ = gen.run(time.perf_counter() + 5, lambda _msg: None, 1.0, 1, 0, smoothing)
     optimum = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
     assert optimum.status == "optimal"
     assert bound <= optimum.plan.cost_usd_per_hour(by_id) + 1e-6
