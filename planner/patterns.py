@@ -697,6 +697,13 @@ class _Generator:
                     nu[d, p] += weight * a
         return mu, nu, value
 
+    def bound(self, dual_value: float, worst: dict[str, float], theta: float) -> float:
+        """The better of the Lagrangian bound, duals . rhs - sum_g U_g max(0, value - cost), and Farley's,
+        duals . rhs / max(value / cost), for duals whose dot product with the rows' right-hand sides is
+        `dual_value`, with `worst[g]` bounding value - cost over GPU type g's patterns and `theta` value / cost
+        over all."""
+        return max(dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()), dual_value / theta)
+
     def price(self, which, mu, nu, coarse: bool) -> tuple[int, dict[str, float], float, set[int]]:
         """Price classes `which`; add improving columns. Returns (columns added, largest value - cost per GPU type,
         largest value / cost, classes that found a column)."""
@@ -764,8 +771,7 @@ class _Generator:
                 pmu, pnu, pvalue = self.duals(point)
                 added, worst, theta, found = self.price(which, pmu, pnu, coarse=not full)
                 if full:
-                    bound = max(pvalue - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()),
-                                pvalue / theta)
+                    bound = self.bound(pvalue, worst, theta)
                     best = max(best, bound)
                     if bound > center_bound:
                         center, center_bound = point, bound
@@ -774,8 +780,7 @@ class _Generator:
             if added == 0:  # no smoothing, or a mis-price: price at the LP's own duals
                 added, worst, theta, found = self.price(which, mu, nu, coarse=not full)
                 if full:
-                    bound = max(dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()),
-                                dual_value / theta)
+                    bound = self.bound(dual_value, worst, theta)
                     best = max(best, bound)
                     if bound > center_bound:
                         center, center_bound = raw, bound
@@ -888,7 +893,7 @@ class _Generator:
             value = values[self.dominated.get(c, c)]
             theta = max(theta, value / cost)
             worst[g] = max(worst[g], value - cost)
-        return max(dual_value / theta, dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()))
+        return self.bound(dual_value, worst, theta)
 
     def dive(self, deadline: float) -> dict[Pattern, int] | None:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): round up the DIVE_ROUND_FRACTION of the
