@@ -54,7 +54,7 @@ MILLS_PER_USD = 1000
 # typical limits (bench/scale.py): the fleet is then decided on the aggregated model of planner.decompose.
 EXACT_PLACEMENT_VARIABLES = 6000
 # Between this many placement variables and EXACT_PLACEMENT_VARIABLES, when the pattern path applies, the
-# decomposition runs first (HYBRID_DECOMPOSED_SHARE of the limit) and the exact model then starts from its plan:
+# decomposition runs first (HYBRID_DECOMPOSED_SHARE of the limit), then the exact model (`_then_exact`):
 # at 4,000 variables (20 deployments on one GPU type) the exact model alone reached $31.04/h in 3 s and $23.52/h
 # in 10 s with a bound of $2.65/h, where the decomposition finds $21.5/h with a bound of $19.7/h in 3 s. Below it
 # the exact model proves optimality alone (5 deployments, 1,437 variables: 1.4 s).
@@ -224,8 +224,8 @@ def _then_exact(demands: list[Demand], pool: list[Offer], policy: Policy, plan: 
         plan, cost = polished.plan, polished.plan.cost_usd_per_hour(by_id)
     proven = polished.status == "optimal" or (best_bound is not None and cost <= best_bound + 1e-6)
     if not proven:
-        notes.append("mid-size scenario: plan and bound from the decomposition, then the exact model started from "
-                     "that plan; not proven optimal")
+        notes.append("mid-size scenario: plan and bound from the decomposition, then the exact model bounded by "
+                     "that plan's cost; not proven optimal")
     return SolveResult(plan, "optimal" if proven else "feasible", best_bound, time.perf_counter() - started,
                        "cp-sat (decomposed, then exact)", notes)
 
