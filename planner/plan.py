@@ -133,6 +133,11 @@ def solve_prepared(prep: Prepared, *, time_limit_s: float | None = None, threads
         if log:
             log("pricing single-GPU-type baselines")
         sol.baselines = single_gpu_baselines(prep, time_limit_s=limit, threads=threads, plan=result.plan)
+        if log:
+            solved = sum(1 for b in sol.baselines if b.method == "solver" and b.status != "infeasible")
+            bounded = sum(1 for b in sol.baselines if b.method == "greedy")
+            log(f"baselines: {solved} GPU types solved, {bounded} left at first fit (their bound exceeds the best "
+                f"single-type plan), {len(sol.baselines) - solved - bounded} infeasible")
         costs = [b.cost_per_hour for b in sol.baselines if b.cost_per_hour is not None]
         if costs and min(costs) > 0:
             sol.saving_vs_best_single_gpu = round((min(costs) - sol.cost.per_hour) / min(costs), 6)
