@@ -98,6 +98,12 @@ ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 4, 0.3, 0.1
 GROUP_WHOLE_MAX = 200
 GROUP_SIZE_MIN, GROUP_SIZE_MAX, GROUP_SIZE_PER_S_PER_DEPLOYMENT = 25, 100, 450
 GROUPS_SHARE = 0.6  # of the pattern path's limit; the rest: column generation over the whole fleet, for the bound
+# ... except on fleets above HUGE_FLEET deployments, whose fleet-wide column generation never certified more than
+# the memory-price floor in the time (2,000 deployments, 120 s: the A6000 class still priced out by 31% after 45 s):
+# there the groups get HUGE_FLEET_GROUPS_SHARE (2,000: $1,837.15/h and $1,838.56/h against $1,842.62-1,849.44/h at
+# 0.6, the bound the floor either way; 500 at 0.85: $455.35/h against $454.56-458.52/h, bound $416.92/h against
+# $417.13-421.82/h, so not there).
+HUGE_FLEET, HUGE_FLEET_GROUPS_SHARE = 1000, 0.85
 # Wentges dual smoothing for the fleet-wide bound of a large fleet, whose column generation tails off in its time
 # (500 deployments, 30 s warm-started from the groups' columns: bound $416.32/h without, $420.48/h at 0.5,
 # $419.96/h at 0.8). Not on a whole fleet of up to GROUP_WHOLE_MAX, which converges: on 100 deployments it took
@@ -1133,7 +1139,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group, each
     group on its own column generation, dive and integer master, their blocks then housed together by one
     instance-sizing program; the bound comes from column generation over the whole fleet, started from every
-    group's columns (GROUPS_SHARE of the time goes to the groups)."""
+    group's columns (GROUPS_SHARE of the time goes to the groups, HUGE_FLEET_GROUPS_SHARE above HUGE_FLEET
+    deployments)."""
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
     groups = _groups(demands, time_limit_s)
@@ -1149,7 +1156,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
             say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
-    groups_end = started + GROUPS_SHARE * time_limit_s
+    groups_end = started + (HUGE_FLEET_GROUPS_SHARE if len(demands) > HUGE_FLEET else GROUPS_SHARE) * time_limit_s
     chosen: list | None = []
     columns = []
     for i, members in enumerate(groups):
