@@ -772,24 +772,19 @@ class _Generator:
             mu, nu, dual_value = self.duals(raw)
             self.last_duals = mu, nu
             which = everything if full else sorted(active)
-            if center is not None and smoothing > 0:  # price at a point between the center and the LP
-                point = _mix(center, raw, smoothing)
-                pmu, pnu, pvalue = self.duals(point)
+            # With smoothing, price first at a point between the center and the LP's duals, then at the LP's own
+            # if that finds no column (a mis-price).
+            points = [_mix(center, raw, smoothing), raw] if center is not None and smoothing > 0 else [raw]
+            for point in points:
+                pmu, pnu, pvalue = (mu, nu, dual_value) if point is raw else self.duals(point)
                 added, worst, theta, found = self.price(which, pmu, pnu, coarse=not full)
                 if full:
                     bound = self.bound(pvalue, worst, theta)
                     best = max(best, bound)
                     if bound > center_bound:
                         center, center_bound = point, bound
-            else:
-                added = 0
-            if added == 0:  # no smoothing, or a mis-price: price at the LP's own duals
-                added, worst, theta, found = self.price(which, mu, nu, coarse=not full)
-                if full:
-                    bound = self.bound(dual_value, worst, theta)
-                    best = max(best, bound)
-                    if bound > center_bound:
-                        center, center_bound = raw, bound
+                if added:
+                    break
             # Mixed-TP classes (the largest pools) wait for full rounds; their columns matter only near the optimum.
             active = {c for c in found if self.classes[c][2]}
             if full:
@@ -844,10 +839,10 @@ class _Generator:
                         key = _pattern(g, ms)
                         self.master.add(key)
                         out.add(key)
-                    for d, _, _ in members:
-                        if excluded | {d} not in seen:
-                            seen.add(excluded | {d})
-                            deeper.append(excluded | {d})
+                    for branch in (excluded | {d} for d, _, _ in members):
+                        if branch not in seen:
+                            seen.add(branch)
+                            deeper.append(branch)
                 frontier = deeper
         return out
 
@@ -1030,6 +1025,12 @@ def _fleet_for(chosen, offers: list[Offer], slot_bounds: dict[str, int], policy:
     return {o.id: (0, round(n[o.id].solution_value())) for o in offers} if _solved(mip) else None
 
 
+def _price_of(counts: dict[str, tuple[int, int]], offers: list[Offer]) -> float:
+    """USD/h of instance counts (owned, rented) per offer id, as the pattern path carries them (owned always 0)."""
+    price = {o.id: o.price_usd_per_hour for o in offers}
+    return sum(price[oid] * sum(n) for oid, n in counts.items())
+
+
 def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Plan | None:
     """Blocks onto instances, largest block first into the largest instance with room (aligned by construction);
     then sequences beyond each deployment's concurrency are taken back from its fullest replicas."""
@@ -1094,14 +1095,12 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
     result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
                             INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
                             fallback[1] if fallback else None, keep)
-    if result is None and fallback is None:  # the columns left out may be the only ones that fit the slot bounds
-        result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
+    if result is None and fallback is None and keep is not None:  # the columns left out may be the only ones
+        result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,  # that fit the slot bounds
                                 INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)
     if result is not None:  # a time-limited master may leave instances its blocks do not need: size them exactly
         counts = _fleet_for(result[0], offers, slot_bounds, policy, threads)
-        by_id = {o.id: o for o in offers}
-        if counts is not None and (sum(by_id[o].price_usd_per_hour * sum(n) for o, n in counts.items())
-                                   < sum(by_id[o].price_usd_per_hour * sum(n) for o, n in result[1].items()) - 1e-9):
+        if counts is not None and _price_of(counts, offers) < _price_of(result[1], offers) - EPS_USD_PER_HOUR:
             say("patterns: instances re-sized for the integer master's blocks")
             result = (result[0], counts)
     return result if result is not None else fallback  # SCIP may find nothing in a short time

@@ -68,6 +68,7 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
     from planner.solver import solve
 
     deadline = time.perf_counter() + time_limit_s
+    by_id = {o.id: o for o in prep.offers}
     out: dict[str, Baseline] = {}
     candidates = []  # (floor, first-fit cost, gpu, demands, offers)
     for gpu in sorted({o.gpu for o in prep.offers}):
@@ -77,10 +78,9 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
             out[gpu] = Baseline(gpu=gpu, status="infeasible", cost_per_hour=None)
             continue
         first_fit = greedy_plan(demands, offers, prep.scenario.policy)
-        cost = first_fit.cost_usd_per_hour({o.id: o for o in offers}) if first_fit is not None else math.inf
+        cost = first_fit.cost_usd_per_hour(by_id) if first_fit is not None else math.inf
         candidates.append((fleet_floor(demands, offers, prep.scenario.policy), cost, gpu, demands, offers))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
-    by_id = {o.id: o for o in prep.offers}
     own_gpus = {by_id[i.offer].gpu for i in plan.instances} if plan is not None else set()
     own = plan.cost_usd_per_hour(by_id) if len(own_gpus) == 1 else math.inf
     best = min([own] + [c[1] for c in candidates])  # the cheapest single-type plan known so far
@@ -101,7 +101,7 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
                                 cost_per_hour=round(known, 6) if feasible else None,
                                 method=method if feasible else "solver")
             continue
-        cost = min(r.plan.cost_usd_per_hour({o.id: o for o in offers}), known)
+        cost = min(r.plan.cost_usd_per_hour(by_id), known)
         best = min(best, cost)
         bound = max(floor, r.bound_usd_per_hour or 0.0)
         out[gpu] = Baseline(gpu=gpu, status=r.status, cost_per_hour=round(cost, 6),
