@@ -97,8 +97,8 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
         r = solve(demands, offers, prep.scenario.policy, time_limit_s=share, threads=threads)
         if r.plan is None:  # infeasible, or nothing found in time: the first-fit plan, if there is one
             feasible = r.status != "infeasible" and known < math.inf
-            out[gpu] = Baseline(gpu=gpu, status="feasible" if feasible else "infeasible",
-                                cost_per_hour=round(known, 6) if feasible else None,
+            status = "feasible" if feasible else "infeasible" if r.status == "infeasible" else "unknown"
+            out[gpu] = Baseline(gpu=gpu, status=status, cost_per_hour=round(known, 6) if feasible else None,
                                 method=method if feasible else "solver")
             continue
         cost = min(r.plan.cost_usd_per_hour(by_id), known)
@@ -134,10 +134,12 @@ def solve_prepared(prep: Prepared, *, time_limit_s: float | None = None, threads
             log("pricing single-GPU-type baselines")
         sol.baselines = single_gpu_baselines(prep, time_limit_s=limit, threads=threads, plan=result.plan)
         if log:
-            solved = sum(1 for b in sol.baselines if b.method == "solver" and b.status != "infeasible")
+            solved = sum(1 for b in sol.baselines if b.method == "solver" and b.cost_per_hour is not None)
             bounded = sum(1 for b in sol.baselines if b.method == "greedy")
+            unknown = sum(1 for b in sol.baselines if b.status == "unknown")
             log(f"baselines: {solved} GPU types solved, {bounded} left at first fit (their bound exceeds the best "
-                f"single-type plan), {len(sol.baselines) - solved - bounded} infeasible")
+                f"single-type plan), {len(sol.baselines) - solved - bounded - unknown} infeasible"
+                + (f", {unknown} without a plan in time" if unknown else ""))
         costs = [b.cost_per_hour for b in sol.baselines if b.cost_per_hour is not None]
         if costs and min(costs) > 0:
             sol.saving_vs_best_single_gpu = round((min(costs) - sol.cost.per_hour) / min(costs), 6)

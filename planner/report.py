@@ -116,9 +116,13 @@ def render_table(sol: Solution) -> Group:
 
 def baseline_line(sol: Solution) -> str:
     """'single-GPU-type fleets: a100 $27.45/h, l4 infeasible, ...; this plan saves 12.3% against the best'."""
-    items = [f"{b.gpu} " + (b.status if b.cost_per_hour is None else f"${b.cost_per_hour:,.2f}/h" + (
-        " (first-fit)" if b.method == "greedy" else "" if b.status == "optimal" else " (time-limited)"))
-        for b in sol.baselines]
+    def figure(b) -> str:
+        if b.cost_per_hour is None:
+            return "no plan in time" if b.status == "unknown" else b.status
+        return f"${b.cost_per_hour:,.2f}/h" + (
+            " (first-fit)" if b.method == "greedy" else "" if b.status == "optimal" else " (time-limited)")
+
+    items = [f"{b.gpu} {figure(b)}" for b in sol.baselines]
     saving = "" if sol.saving_vs_best_single_gpu is None else (
         f"; this plan costs {sol.saving_vs_best_single_gpu:.1%} less than the best of them")
     return "single-GPU-type fleets: " + ", ".join(items) + saving

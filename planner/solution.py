@@ -171,7 +171,9 @@ class Baseline(BaseModel):
     """The cheapest fleet of one GPU type only (the comparison Melange and others report)."""
 
     gpu: str
-    status: Status
+    status: Status | Literal["unknown"] = Field(
+        description="unknown: no plan found in this type's share of the time and first fit failed; not proven "
+        "infeasible (a longer --time-limit may find one)")
     cost_per_hour: float | None
     method: Literal["solver", "greedy"] = Field(
         default="solver", description="solver: optimised within its share of the time; greedy: the first-fit "

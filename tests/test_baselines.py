@@ -96,3 +96,31 @@ def test_saving_is_against_a_baseline_no_dearer_than_a_single_type_plan(run):
             assert b["bound_per_hour"] >= best["cost_per_hour"] - 1e-6
     assert sol["saving_vs_best_single_gpu"] == pytest.approx(
         (best["cost_per_hour"] - sol["cost"]["per_hour"]) / best["cost_per_hour"], abs=1e-5)
+
+
+def test_a_type_without_a_plan_in_time_is_unknown_not_infeasible(fleet, monkeypatch):
+    """When first fit fails on a GPU type and its solve finds nothing in time, nothing has proven that type
+    infeasible: the baseline says `unknown` (and the report 'no plan in time'); a type the solver proves
+    infeasible, or one some deployment cannot use at all, stays `infeasible`."""
+    from planner.report import baseline_line
+    from planner.solution import Solution
+
+    a6000, l40s = "rtx-a6000-48gb", "l40s-48gb"
+
+    def first_fit_fails_on_two(demands, offers, policy):
+        return None if offers[0].gpu in (a6000, l40s) else greedy_plan(demands, offers, policy)
+
+    def solver(demands, offers, policy, *, time_limit_s, threads):
+        status = "infeasible" if offers[0].gpu == l40s else "unknown"
+        return SolveResult(None, status, None, 0.0, "cp-sat", [])
+
+    monkeypatch.setattr("planner.greedy.greedy_plan", first_fit_fails_on_two)
+    monkeypatch.setattr("planner.solver.solve", solver)
+    baselines = {b.gpu: b for b in plan_module.single_gpu_baselines(fleet, time_limit_s=2, threads=1)}
+    assert baselines[a6000].status == "unknown" and baselines[a6000].cost_per_hour is None
+    assert baselines[l40s].status == "infeasible" and baselines[l40s].cost_per_hour is None
+    unusable = {g for g in baselines if any(not d.options for d in _alone(fleet, g)[0])}
+    assert unusable and all(baselines[g].status == "infeasible" for g in unusable)
+    line = baseline_line(Solution.model_construct(baselines=list(baselines.values()),
+                                                  saving_vs_best_single_gpu=None))
+    assert f"{a6000} no plan in time" in line and f"{l40s} infeasible" in line
