@@ -229,9 +229,9 @@ def place(demands: list[Demand], offers: list[Offer], policy: Policy, counts: di
 
 def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
                      greedy: Plan | None, time_limit_s: float, threads: int, say,
-                     started: float, polish: bool = True) -> tuple[Plan | None, str, float | None]:
-    """(plan, status, bound). The plan is never costlier than `greedy`. Without `polish`, the pattern path's plan
-    is returned without neighbourhood search (the caller improves it)."""
+                     started: float, polish: bool = True) -> tuple[Plan | None, str, float | None, str]:
+    """(plan, status, bound, engine: what found the plan). The plan is never costlier than `greedy`. Without
+    `polish`, the pattern path's plan is returned without neighbourhood search (the caller improves it)."""
     from planner.patterns import applicable, solve_patterns
     from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
@@ -245,9 +245,9 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
         say(f"fleet model: {status}, bound {'-' if bound is None else f'${bound:.2f}/h'} "
             f"in {time.perf_counter() - started:.1f}s")
     if status == "infeasible":
-        return None, "infeasible", None
+        return None, "infeasible", None, "cp-sat"
     by_id = {o.id: o for o in offers}
-    candidates: list[Plan] = [p for p in (greedy,) if p is not None]
+    candidates: list[tuple[Plan, str]] = [(greedy, "greedy")] if greedy is not None else []  # cheapest first wins
     if use_patterns:
         result = solve_patterns(demands, offers, policy, slot_bounds, greedy,
                                 PATTERN_SHARE * (time_limit_s - (time.perf_counter() - started)), threads, say,
@@ -255,14 +255,14 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
         if result.bound_usd_per_hour is not None and (bound is None or result.bound_usd_per_hour > bound):
             bound = result.bound_usd_per_hour
         if result.plan is not None:
-            candidates.append(result.plan)
+            candidates.append((result.plan, "column generation + scip"))
         counts = None  # the pattern plan replaces the fleet model's placement
-        best = min(candidates, key=lambda p: p.cost_usd_per_hour(by_id))
+        best = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))[0]
         if polish:
             improved = improve(best, demands, offers, policy, started + time_limit_s, threads)
             say(f"neighbourhood search: ${best.cost_usd_per_hour(by_id):.2f}/h -> "
                 f"${improved.cost_usd_per_hour(by_id):.2f}/h")
-            candidates.append(improved)
+            candidates.append((improved, "cp-sat neighbourhood search"))
     if counts is not None:
         start = place(demands, offers, policy, counts, reps, assigned)
         if start is not None:
@@ -282,12 +282,12 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             improved = improve(start, demands, offers, policy, started + time_limit_s, threads)
             say(f"neighbourhood search: ${start.cost_usd_per_hour(by_id):.2f}/h -> "
                 f"${improved.cost_usd_per_hour(by_id):.2f}/h")
-            candidates.append(improved)
+            candidates.append((improved, "cp-sat"))
     if not candidates:
-        return None, "unknown", bound
-    best = min(candidates, key=lambda p: p.cost_usd_per_hour(by_id))
+        return None, "unknown", bound, "cp-sat"
+    best, engine = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
     proven = bound is not None and best.cost_usd_per_hour(by_id) <= bound + 1e-6  # every bound here is valid
-    return best, "optimal" if proven else "feasible", bound
+    return best, "optimal" if proven else "feasible", bound, engine
 
 
 def improve(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy, deadline: float,

@@ -190,7 +190,10 @@ class Solution(BaseModel):
     bound: Bound
     gap: float | None
     solve_seconds: float
-    solver: str = Field(description="cp-sat, or greedy when CP-SAT found nothing better in time")
+    solver: str = Field(description="what found the plan: cp-sat, or greedy when CP-SAT found nothing better in "
+                        "time; large scenarios add '(decomposed)' (or '(decomposed, then exact)') after the engine "
+                        "of the decomposition's plan: cp-sat, column generation + scip, cp-sat neighbourhood "
+                        "search or greedy")
     objective: str = "min USD/hour, then max free GPU memory at that cost"
     instances: list[InstanceOut] = []
     deployments: list[DeploymentOut] = []

@@ -192,22 +192,22 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
 
         say(f"{placement_vars} placement variables: deciding the fleet on the aggregated model, then placing")
         share = HYBRID_DECOMPOSED_SHARE if placement_vars <= EXACT_PLACEMENT_VARIABLES else 1.0
-        plan, status, bound = solve_decomposed(demands, pool, policy, slot_bounds, hint, share * limit, workers,
-                                               say, started, polish=share == 1.0)
+        plan, status, bound, engine = solve_decomposed(demands, pool, policy, slot_bounds, hint, share * limit,
+                                                       workers, say, started, polish=share == 1.0)
         if share < 1.0 and status == "feasible" and plan is not None:
-            return _then_exact(demands, pool, policy, plan, bound, limit, workers, say, started, notes, hint)
+            return _then_exact(demands, pool, policy, plan, bound, limit, workers, say, started, notes, hint, engine)
         if status == "feasible":
             notes.append("large scenario: fleet chosen on an aggregated model (a valid lower bound), then placed; "
                          "not proven optimal")
         return SolveResult(plan, status if plan is not None or status == "infeasible" else "unknown", bound,
-                           time.perf_counter() - started, "cp-sat (decomposed)", notes)
+                           time.perf_counter() - started, f"{engine} (decomposed)", notes)
 
     return exact(demands, pool, slot_bounds, policy, hint, limit, workers, say, started, notes)
 
 
 def _then_exact(demands: list[Demand], pool: list[Offer], policy: Policy, plan: Plan, bound: float | None,
                 limit: float, workers: int, say, started: float, notes: list[str],
-                greedy: Plan | None) -> SolveResult:
+                greedy: Plan | None, engine: str) -> SolveResult:
     """Mid-size scenarios: after the decomposition (its plan `plan`, its bound `bound`), the exact model for the
     time left, with slot bounds from that plan's lower cost; the cheaper plan and the higher bound win. The exact
     search starts from the greedy plan: started from the decomposition's plan it stayed there (10 deployments,
@@ -221,13 +221,13 @@ def _then_exact(demands: list[Demand], pool: list[Offer], policy: Policy, plan: 
     bounds = [b for b in (bound, polished.bound_usd_per_hour) if b is not None]
     best_bound = max(bounds) if bounds else None
     if polished.plan is not None and polished.solver == "cp-sat" and polished.plan.cost_usd_per_hour(by_id) < cost:
-        plan, cost = polished.plan, polished.plan.cost_usd_per_hour(by_id)
+        plan, cost, engine = polished.plan, polished.plan.cost_usd_per_hour(by_id), "cp-sat"
     proven = polished.status == "optimal" or (best_bound is not None and cost <= best_bound + 1e-6)
     if not proven:
         notes.append("mid-size scenario: plan and bound from the decomposition, then the exact model bounded by "
                      "that plan's cost; not proven optimal")
     return SolveResult(plan, "optimal" if proven else "feasible", best_bound, time.perf_counter() - started,
-                       "cp-sat (decomposed, then exact)", notes)
+                       f"{engine} (decomposed, then exact)", notes)
 
 
 def exact(demands: list[Demand], pool: list[Offer], slot_bounds: dict[str, int], policy: Policy,

@@ -146,17 +146,17 @@ def test_headroom_fraction_plans_for_growth(run, tmp_path):
 
 
 @pytest.mark.parametrize("name,forced,label", [
-    ("prod.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
-    ("melange-toy.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
-    ("colocate-small.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),
-    ("prod.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
-    ("prod-h200.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
-    ("long-context.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "cp-sat (decomposed, then exact)"),
+    ("prod.yaml", "EXACT_PLACEMENT_VARIABLES", "column generation + scip (decomposed)"),
+    ("melange-toy.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),  # throughput mode: no pattern path
+    ("colocate-small.yaml", "EXACT_PLACEMENT_VARIABLES", "greedy (decomposed)"),  # nothing beat first fit
+    ("prod.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "column generation + scip (decomposed, then exact)"),
+    ("prod-h200.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "column generation + scip (decomposed, then exact)"),
+    ("long-context.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "column generation + scip (decomposed, then exact)"),
 ])
 def test_decomposed_path_gives_valid_honest_plans(monkeypatch, name, forced, label):
     """Force the large-fleet path (fleet model, then placement), or the mid-size one (that, then the exact model),
-    on small scenarios: its plans must validate, cost no less than the exact optimum, and be called optimal only
-    when they reach the proven bound."""
+    on small scenarios: its plans must validate, cost no less than the exact optimum, be called optimal only
+    when they reach the proven bound, and name the engine that found them."""
     import planner.solver as solver_module
     from planner.plan import prepare, solve_prepared
 
