@@ -43,8 +43,10 @@ GPU counts (`applicable`); other scenarios keep the aggregated fleet model.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -974,14 +976,15 @@ def _solved(mip) -> bool:
 
 def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
                    policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None,
-                   hint_counts: dict[str, tuple[int, int]] | None = None, keep: set[Pattern] | None = None):
+                   hint_counts: dict[str, tuple[int, int]] | None = None, keep: set[Pattern] | None = None,
+                   seed_shift: int = 0):
     """Integer master over the uniform patterns (whole TP blocks; those in `keep`, if given): (blocks chosen as
     (gpu, members, tp, count), instance counts) or None.
 
     Solved by SCIP (bundled with OR-Tools) rather than CP-SAT: this is a set-covering program whose strength is
     its LP, and LP-based branch-and-cut finds and proves near-LP plans where CP-SAT's search does not (100
     deployments, same columns: SCIP $92.16/h in 2 s, CP-SAT $98.48/h after 60 s; docs/optimization.md)."""
-    mip = _scip(threads, policy.seed, time_limit_s)
+    mip = _scip(threads, policy.seed + seed_shift, time_limit_s)
     beta = []
     cover: dict[int, list] = defaultdict(list)
     count: dict[int, list] = defaultdict(list)
@@ -1090,20 +1093,34 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
     keep = None  # a pool SCIP has time for goes whole: columns far from the LP's duals still combine into plans
     if len(gen.master.columns) > INTEGER_ALL_COLUMNS_PER_S * (deadline - time.perf_counter()):
         keep = {key for key, n in dived.items() if n > 0} | gen.promising(INTEGER_REDUCED_COST_KEEP) | enriched
+    # SCIP runs on one core; with more, a second SCIP searches at once (it releases the GIL): over the whole pool
+    # when the first has the kept columns, else with another random seed. The cheaper plan wins.
+    pools = [keep] if (threads or os.cpu_count() or 1) < 2 else [keep, None]
     say(f"patterns: integer master over {len(gen.master.columns) if keep is None else len(keep)} of "
-        f"{len(gen.master.columns)} columns")
-    result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,
-                            INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived,
-                            fallback[1] if fallback else None, keep)
-    if result is None and fallback is None and keep is not None:  # the columns left out may be the only ones
-        result = integer_blocks(gen.master, demands, offers, slot_bounds, policy,  # that fit the slot bounds
-                                INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)
-    if result is not None:  # a time-limited master may leave instances its blocks do not need: size them exactly
+        f"{len(gen.master.columns)} columns" + (f", and over all {len(gen.master.columns)} at once"
+                                                if len(pools) > 1 else ""))
+    limit_s = INTEGER_SHARE * (deadline - time.perf_counter())
+
+    def master(seed_shift: int, columns: set[Pattern] | None):
+        return integer_blocks(gen.master, demands, offers, slot_bounds, policy, limit_s, 1, dived,
+                              fallback[1] if fallback else None, columns, seed_shift)
+
+    with ThreadPoolExecutor(len(pools)) as pool:
+        results = list(pool.map(master, range(len(pools)), pools))
+    if all(r is None for r in results) and fallback is None and keep is not None and len(pools) == 1:
+        results = [integer_blocks(gen.master, demands, offers, slot_bounds, policy,  # the columns left out may be
+                                  INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)]  # the only fit
+    best = None
+    for result in results:  # a time-limited master may leave instances its blocks do not need: size them exactly
+        if result is None:
+            continue
         counts = _fleet_for(result[0], offers, slot_bounds, policy, threads)
         if counts is not None and _price_of(counts, offers) < _price_of(result[1], offers) - EPS_USD_PER_HOUR:
             say("patterns: instances re-sized for the integer master's blocks")
             result = (result[0], counts)
-    return result if result is not None else fallback  # SCIP may find nothing in a short time
+        if best is None or _price_of(result[1], offers) < _price_of(best[1], offers) - EPS_USD_PER_HOUR:
+            best = result
+    return best if best is not None else fallback  # SCIP may find nothing in a short time
 
 
 def _groups(demands: list[Demand], time_limit_s: float) -> list[list[int]]:

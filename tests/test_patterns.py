@@ -468,3 +468,45 @@ def test_cheapest_replicas_is_the_least_cost_of_every_replica_set(concurrency, o
                 best = min(best, sum(options[p][1] + options[p][2] * k for p, k in chosen))
     m, sigma, beta = (np.array(x, dtype=float) for x in zip(*options))
     assert _cheapest_replicas(concurrency, m.astype(int), sigma, beta) == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize("worse", [0, 1])
+def test_two_integer_masters_at_once_and_the_cheaper_plan_wins(tmp_path, monkeypatch, worse):
+    """With two threads, the integer master runs twice at once (the kept columns, and every column with another
+    seed) and the cheaper plan wins, whichever run found it; with one thread it runs once, over the kept columns."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    policy = prep.scenario.policy
+    greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
+    by_id = {o.id: o for o in prep.offers}
+    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
+    monkeypatch.setattr(patterns, "INTEGER_ALL_COLUMNS_PER_S", 0)  # always a kept subset for the first run
+    real, calls = patterns.integer_blocks, []
+
+    def recorded(master, *args, **kwargs):
+        keep, seed_shift = args[-2], args[-1]
+        calls.append((keep is None, seed_shift))
+        chosen, counts = real(master, *args, **kwargs)
+        if seed_shift == worse:  # one more block of the first kind: a valid but dearer plan
+            g, members, t, n = chosen[0]
+            chosen = [(g, members, t, n + 1)] + chosen[1:]
+            counts = patterns._fleet_for(chosen, prep.offers, slots, policy, 1)
+        return chosen, counts
+
+    monkeypatch.setattr(patterns, "integer_blocks", recorded)
+    plans = {}
+    for threads in (2, 1):
+        calls.clear()
+        gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
+        gen.run(time.perf_counter() + 30, lambda _msg: None, 0.0, 1, 0)
+        chosen, counts = patterns._plan_blocks(gen, prep.offers, slots, policy, time.perf_counter() + 3, threads,
+                                               lambda _msg: None)
+        plans[threads] = patterns._price_of(counts, prep.offers)
+        assert sorted(calls) == ([(False, 0), (True, 1)] if threads == 2 else [(False, 0)])
+        assert patterns._assemble(chosen, counts, prep.demands, prep.offers) is not None
+    if worse == 0:  # the kept columns' run was made dearer: the run over every column must have won
+        assert plans[2] < plans[1] - 1e-6
+    else:  # the run over every column was made dearer: the kept columns' plan stands
+        assert plans[2] <= plans[1] + 1e-6
