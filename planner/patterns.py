@@ -31,7 +31,8 @@ largest first
 into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
 
 Large fleets (more than GROUP_WHOLE_MAX deployments) are planned in groups of 25-100 dealt round-robin by size:
-each group gets its own column generation, dive and integer master, and one instance-sizing program then houses
+each group gets its own column generation, dive and integer master (groups run in parallel worker processes when
+there are threads for them), and one instance-sizing program then houses
 every group's blocks together. Small groups converge and solve to near their LP within the time a 2,000-deployment
 fleet allows, where one integer master over the whole fleet does not (bench/scale.py). The bound still comes from
 column generation over the whole fleet, warm-started with every group's columns.
@@ -43,6 +44,7 @@ GPU counts (`applicable`); other scenarios keep the aggregated fleet model.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 from collections import defaultdict
@@ -90,6 +92,9 @@ INTEGER_REDUCED_COST_KEEP = 0.1
 # $94.08/h, kept $92.6-93.1/h; groups of 25 of 2,000 deployments, about 400 columns, under 1 s left: whole
 # $1,889/h for the fleet, kept $1,852/h).
 INTEGER_ALL_COLUMNS_PER_S = 200
+# ... and when the master over the kept columns ends (proven) with at least this long left, a second master over
+# every column gets the rest, from its plan (groups of 500 deployments proved theirs in 0.7 s of 4 s).
+INTEGER_REST_MIN_S = 0.5
 # Near-optimal columns for the integer master (`_Generator.enrich`): exclusions deep, least value as a fraction of
 # the GPU's price, share of the time left after column generation (20 deployments: depth 4 and 0.3 gave 193 columns
 # in 0.1 s and the $21.07/h plan; depth 2 or 0.6 added a handful and left it at $21.51/h).
@@ -1107,11 +1112,23 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
 
     with ThreadPoolExecutor(len(pools)) as pool:
         results = list(pool.map(master, range(len(pools)), pools))
-    if all(r is None for r in results) and fallback is None and keep is not None and len(pools) == 1:
-        results = [integer_blocks(gen.master, demands, offers, slot_bounds, policy,  # the columns left out may be
-                                  INTEGER_SHARE * (deadline - time.perf_counter()), threads, dived)]  # the only fit
+    best = _cheapest(results, offers, slot_bounds, policy, threads, say)
+    left_s = deadline - time.perf_counter()
+    if keep is not None and len(pools) == 1 and (left_s > INTEGER_REST_MIN_S or (best is None and fallback is None)):
+        # The kept columns' master ended early (proven over them), or found nothing: every column, from its plan.
+        hint, counts = ({(g, members): n for g, members, _, n in best[0]}, best[1]) if best else (dived, None)
+        say(f"patterns: integer master over all {len(gen.master.columns)} columns for the {left_s:.1f} s left")
+        again = integer_blocks(gen.master, demands, offers, slot_bounds, policy, INTEGER_SHARE * left_s, threads,
+                               hint, counts)
+        best = _cheapest([best, again], offers, slot_bounds, policy, threads, say)
+    return best if best is not None else fallback  # SCIP may find nothing in a short time
+
+
+def _cheapest(results, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy, threads: int, say):
+    """The cheapest of integer masters' results (None where one found nothing), each on exactly sized instances
+    (a time-limited master may keep instances its blocks do not need)."""
     best = None
-    for result in results:  # a time-limited master may leave instances its blocks do not need: size them exactly
+    for result in results:
         if result is None:
             continue
         counts = _fleet_for(result[0], offers, slot_bounds, policy, threads)
@@ -1120,11 +1137,11 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
             result = (result[0], counts)
         if best is None or _price_of(result[1], offers) < _price_of(best[1], offers) - EPS_USD_PER_HOUR:
             best = result
-    return best if best is not None else fallback  # SCIP may find nothing in a short time
+    return best
 
 
 def _groups(demands: list[Demand], time_limit_s: float) -> list[list[int]]:
-    """Deployments in groups solved one after another (one group up to GROUP_WHOLE_MAX deployments). Sizes follow
+    """Deployments in groups solved separately (one group up to GROUP_WHOLE_MAX deployments). Sizes follow
     the time per deployment: GROUP_SIZE_PER_S_PER_DEPLOYMENT x limit / deployments, within GROUP_SIZE_MIN..MAX.
     Deployments are dealt round-robin by the smallest GPU memory their replicas need, so every group holds the
     fleet's mix of large and small shards to pack together."""
@@ -1150,9 +1167,48 @@ def _restrict(plan: Plan | None, members: list[int]) -> Plan | None:
                           for r in replicas])
 
 
+_GROUP_FLEET = None  # (demands, offers, slot_bounds, policy, incumbent, threads) while a large fleet's groups run
+
+
+def _plan_group(job: tuple[list[int], float, float]):
+    """One group of a large fleet (deployments `members` of _GROUP_FLEET, for `budget_s` but not past `end`): its
+    column generation, dive and integer master. Returns (LP value or None, blocks chosen or None, every column),
+    in fleet deployment indices. Runs inline or in a forked worker process, which inherits _GROUP_FLEET."""
+    members, budget_s, end = job
+    demands, offers, slot_bounds, policy, incumbent, threads = _GROUP_FLEET
+    end = min(end, time.perf_counter() + budget_s)
+    sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
+    gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
+    _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
+                       0.0, threads, policy.seed)
+    result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
+              if lp is not None else None)
+
+    def fleet(ms) -> tuple[tuple[int, int, int], ...]:
+        return tuple(sorted((members[d], p, k) for d, p, k in ms))
+
+    chosen = [(g, fleet(ms), t, n) for g, ms, t, n in result[0]] if result is not None else None
+    return lp, chosen, [(g, fleet(ms)) for g, ms in gen.master.columns]
+
+
+def _collect(results, groups: list[list[int]], chosen: list, columns: list, say) -> bool:
+    """Gather the groups' blocks into `chosen` and their columns into `columns`, in group order; False (and stop)
+    at the first group without a plan."""
+    for i, (members, (lp, blocks, cols)) in enumerate(zip(groups, results)):
+        columns += cols
+        if blocks is None:  # no grouped plan; the rest of the time goes to the fleet's bound
+            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
+            return False
+        chosen += blocks
+        say(f"patterns: group {i + 1} of {len(groups)} ({len(members)} deployments): LP ${lp:.2f}/h, "
+            f"{sum(n for *_, n in blocks)} blocks")
+    return True
+
+
 def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
                    incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
-    """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group, each
+    """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group (in
+    worker processes, one per thread, where fork is the default), each
     group on its own column generation, dive and integer master, their blocks then housed together by one
     instance-sizing program; the bound comes from column generation over the whole fleet, started from every
     group's columns (GROUPS_SHARE of the time goes to the groups, HUGE_FLEET_GROUPS_SHARE above HUGE_FLEET
@@ -1173,24 +1229,28 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
     groups_end = started + (HUGE_FLEET_GROUPS_SHARE if len(demands) > HUGE_FLEET else GROUPS_SHARE) * time_limit_s
+    cores = threads or os.cpu_count() or 1
+    # Worker processes where fork is the platform's default (Linux): they inherit the fleet instead of pickling it,
+    # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
+    workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
+    global _GROUP_FLEET
+    _GROUP_FLEET = (demands, offers, slot_bounds, policy, incumbent, max(1, cores // workers))
     chosen: list | None = []
     columns = []
-    for i, members in enumerate(groups):
-        end = time.perf_counter() + (groups_end - time.perf_counter()) / (len(groups) - i)
-        sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
-        gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
-        _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
-                           0.0, threads, policy.seed)
-        result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
-                  if lp is not None else None)
-        columns += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms))) for g, ms in gen.master.columns]
-        if result is None:  # no grouped plan; the rest of the time goes to the fleet's bound
-            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
-            chosen = None
-            break
-        chosen += [(g, tuple(sorted((members[d], p, k) for d, p, k in ms)), t, n) for g, ms, t, n in result[0]]
-        say(f"patterns: group {i + 1} of {len(groups)} ({len(members)} deployments): LP ${lp:.2f}/h, "
-            f"{sum(n for *_, n in result[0])} blocks")
+    try:
+        if workers > 1:  # each worker process takes the next group; every group gets the same share of the time
+            budget_s = workers * (groups_end - time.perf_counter()) / len(groups)
+            say(f"patterns: {len(groups)} groups on {workers} worker processes")
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                solved = _collect(pool.imap(_plan_group, [(m, budget_s, groups_end) for m in groups]), groups,
+                                  chosen, columns, say)
+        else:  # one after another, each with its share of the time left
+            solved = _collect((_plan_group((m, (groups_end - time.perf_counter()) / (len(groups) - i), groups_end))
+                               for i, m in enumerate(groups)), groups, chosen, columns, say)
+    finally:
+        _GROUP_FLEET = None
+    if not solved:
+        chosen = None
     counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen is not None else None
     plan = _assemble(chosen, counts, demands, offers) if counts is not None else None
     if plan is not None:

@@ -379,9 +379,11 @@ def test_enriched_columns_are_real_patterns_and_make_the_better_plan(tmp_path):
     assert plan.cost_usd_per_hour(by_id) <= 21.07 + 1e-6
 
 
-def test_synthetic_fleet_planned_in_groups(tmp_path):
+@pytest.mark.parametrize("threads", [2, 1])
+def test_synthetic_fleet_planned_in_groups(tmp_path, threads):
     """20 catalog deployments in groups of 5 (the path of large fleets): every group's blocks housed together make
-    a valid plan, cheaper than first fit, above the fleet-wide bound."""
+    a valid plan, cheaper than first fit, above the fleet-wide bound; with two threads the groups run in two
+    worker processes, with one in this process."""
     from validator import rules_for_scenario
 
     from bench.fleet import synthetic_scenario
@@ -394,10 +396,13 @@ def test_synthetic_fleet_planned_in_groups(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
             mp.setattr(patterns, name, 5)
+        said = []
         result = solve_patterns(prep.demands, prep.offers, prep.scenario.policy,
                                 {o.id: math.floor(ub / o.price_usd_per_hour + 1e-9) for o in prep.offers}, greedy,
-                                12, 2, lambda _m: None, time.perf_counter())
+                                12, threads, said.append, time.perf_counter())
     assert result.plan is not None
+    assert ("patterns: 4 groups on 2 worker processes" in said) == (threads == 2)
+    assert sum("deployments): LP $" in line for line in said) == 4  # every group reported, in order
     cost = result.plan.cost_usd_per_hour(by_id)
     sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible",
                       result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
@@ -470,10 +475,12 @@ def test_cheapest_replicas_is_the_least_cost_of_every_replica_set(concurrency, o
     assert _cheapest_replicas(concurrency, m.astype(int), sigma, beta) == pytest.approx(best, abs=1e-9)
 
 
-@pytest.mark.parametrize("worse", [0, 1])
-def test_two_integer_masters_at_once_and_the_cheaper_plan_wins(tmp_path, monkeypatch, worse):
-    """With two threads, the integer master runs twice at once (the kept columns, and every column with another
-    seed) and the cheaper plan wins, whichever run found it; with one thread it runs once, over the kept columns."""
+@pytest.mark.parametrize("worse", ["kept", "all"])
+def test_integer_masters_over_kept_and_all_columns_and_the_cheaper_plan_wins(tmp_path, monkeypatch, worse):
+    """With two threads the integer master runs twice at once: over the kept columns, and over every column with
+    another seed. With one thread the kept columns' master runs first and, when it ends early (it proves its
+    optimum on this fleet), a master over every column gets the time left, started from its plan. Either way the
+    plan returned is the cheaper of the two, whichever found it (one of them is made dearer here)."""
     from bench.fleet import synthetic_scenario
     from planner import patterns
 
@@ -482,31 +489,31 @@ def test_two_integer_masters_at_once_and_the_cheaper_plan_wins(tmp_path, monkeyp
     greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
     by_id = {o.id: o for o in prep.offers}
     slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
-    monkeypatch.setattr(patterns, "INTEGER_ALL_COLUMNS_PER_S", 0)  # always a kept subset for the first run
+    monkeypatch.setattr(patterns, "INTEGER_ALL_COLUMNS_PER_S", 0)  # always a kept subset for the first master
     real, calls = patterns.integer_blocks, []
 
-    def recorded(master, *args, **kwargs):
-        keep, seed_shift = args[-2], args[-1]
-        calls.append((keep is None, seed_shift))
-        chosen, counts = real(master, *args, **kwargs)
-        if seed_shift == worse:  # one more block of the first kind: a valid but dearer plan
+    def recorded(master, demands, offers, slot_bounds, policy, limit_s, threads, hint, hint_counts=None, keep=None,
+                 seed_shift=0):
+        chosen, counts = real(master, demands, offers, slot_bounds, policy, limit_s, threads, hint, hint_counts,
+                              keep, seed_shift)
+        if (keep is None) == (worse == "all"):  # one more block of the first kind: a valid but dearer plan
             g, members, t, n = chosen[0]
             chosen = [(g, members, t, n + 1)] + chosen[1:]
-            counts = patterns._fleet_for(chosen, prep.offers, slots, policy, 1)
+        counts = patterns._fleet_for(chosen, offers, slot_bounds, policy, 1)
+        calls.append((keep is None, seed_shift, hint is not None and hint_counts is not None,
+                      patterns._price_of(counts, offers)))
         return chosen, counts
 
     monkeypatch.setattr(patterns, "integer_blocks", recorded)
-    plans = {}
     for threads in (2, 1):
         calls.clear()
         gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
         gen.run(time.perf_counter() + 30, lambda _msg: None, 0.0, 1, 0)
         chosen, counts = patterns._plan_blocks(gen, prep.offers, slots, policy, time.perf_counter() + 3, threads,
                                                lambda _msg: None)
-        plans[threads] = patterns._price_of(counts, prep.offers)
-        assert sorted(calls) == ([(False, 0), (True, 1)] if threads == 2 else [(False, 0)])
+        if threads == 2:
+            assert sorted(c[:2] for c in calls) == [(False, 0), (True, 1)]
+        else:  # the second master starts from the first's plan: a complete hint, blocks and instances
+            assert [c[:2] for c in calls] == [(False, 0), (True, 0)] and calls[1][2]
+        assert patterns._price_of(counts, prep.offers) == pytest.approx(min(c[3] for c in calls))
         assert patterns._assemble(chosen, counts, prep.demands, prep.offers) is not None
-    if worse == 0:  # the kept columns' run was made dearer: the run over every column must have won
-        assert plans[2] < plans[1] - 1e-6
-    else:  # the run over every column was made dearer: the kept columns' plan stands
-        assert plans[2] <= plans[1] + 1e-6
