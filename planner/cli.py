@@ -237,7 +237,9 @@ def _log(msg: str) -> None:
 @click.option("--time-limit", type=float, default=None,
               help="Seconds for the solve (default: policy.time_limit_s); the single-GPU-type baselines take up to "
                    "a quarter more.")
-@click.option("--threads", type=int, default=None, help="CP-SAT workers (default: policy.threads, 0 = all cores).")
+@click.option("--threads", type=int, default=None,
+              help="CP-SAT workers, and on large fleets the parallel integer masters and worker processes "
+                   "(default: policy.threads, 0 = all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also price the cheapest fleet of each single GPU type, and the saving against the best.")

@@ -241,7 +241,8 @@ class Policy(BaseModel):
     max_tp: int = Field(default=8, ge=1)
     colocate: bool = True
     time_limit_s: float = Field(default=30.0, gt=0)
-    threads: int = Field(default=0, ge=0, description="CP-SAT workers (0: all cores)")
+    threads: int = Field(default=0, ge=0, description="CP-SAT workers, and on large fleets parallel integer "
+                         "masters and worker processes (0: all cores)")
     size_kv_on: Literal["mean", "p95", "max"] = "p95"
     seed: int = 0
 
