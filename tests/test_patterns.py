@@ -517,3 +517,32 @@ def test_integer_masters_over_kept_and_all_columns_and_the_cheaper_plan_wins(tmp
             assert [c[:2] for c in calls] == [(False, 0), (True, 0)] and calls[1][2]
         assert patterns._price_of(counts, prep.offers) == pytest.approx(min(c[3] for c in calls))
         assert patterns._assemble(chosen, counts, prep.demands, prep.offers) is not None
+
+
+def test_without_a_dive_the_last_lp_rounded_up_is_the_hint(tmp_path, monkeypatch):
+    """If the LP fails mid-dive, column generation's last LP values, rounded up to whole blocks, are the integer
+    master's hint: every block hinted is a uniform column the last LP used, and the plan is still found."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    policy = prep.scenario.policy
+    greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
+    by_id = {o.id: o for o in prep.offers}
+    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
+    gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
+    gen.run(time.perf_counter() + 30, lambda _msg: None, 0.0, 1, 0)
+    used = {key: value for key, value in zip(gen.master.columns, gen.lp_values) if value > 1e-6}
+    assert used and len(gen.lp_values) <= len(gen.master.columns)
+    hints = []
+    real = patterns.integer_blocks
+    monkeypatch.setattr(patterns._Generator, "dive", lambda self, deadline: None)
+    monkeypatch.setattr(patterns, "integer_blocks", lambda *args, **kwargs: hints.append(args[7]) or real(*args,
+                                                                                                          **kwargs))
+    chosen, counts = patterns._plan_blocks(gen, prep.offers, slots, policy, time.perf_counter() + 3, 1,
+                                           lambda _msg: None)
+    assert hints and hints[0]
+    for key, blocks in hints[0].items():
+        t = patterns._uniform_tp(prep.demands, key[1])
+        assert t is not None and blocks == math.ceil(used[key] / t - 1e-6)
+    assert patterns._assemble(chosen, counts, prep.demands, prep.offers) is not None
