@@ -197,8 +197,10 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
         if share < 1.0 and status == "feasible" and plan is not None:
             return _then_exact(demands, pool, policy, plan, bound, limit, workers, say, started, notes, hint, engine)
         if status == "feasible":
-            notes.append("large scenario: fleet chosen on an aggregated model (a valid lower bound), then placed; "
-                         "not proven optimal")
+            notes.append("large scenario: bound from column generation over GPU patterns, plan from an integer "
+                         "master over whole TP blocks; not proven optimal" if engine.startswith("column generation")
+                         else "large scenario: fleet chosen on an aggregated model (a valid lower bound), then "
+                         "placed; not proven optimal")
         return SolveResult(plan, status if plan is not None or status == "infeasible" else "unknown", bound,
                            time.perf_counter() - started, f"{engine} (decomposed)", notes)
 
