@@ -1114,7 +1114,7 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         keep = {key for key, n in dived.items() if n > 0} | gen.promising(INTEGER_REDUCED_COST_KEEP) | enriched
     # SCIP runs on one core; with more, a second SCIP searches at once (it releases the GIL): over the whole pool
     # when the first has the kept columns, else with another random seed. The cheaper plan wins.
-    pools = [keep] if (threads or os.cpu_count() or 1) < 2 else [keep, None]
+    pools = [keep] if _cores(threads) < 2 else [keep, None]
     say(f"patterns: integer master over {len(gen.master.columns) if keep is None else len(keep)} of "
         f"{len(gen.master.columns)} columns" + (f", and over all {len(gen.master.columns)} at once"
                                                 if len(pools) > 1 else ""))
@@ -1136,6 +1136,11 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
                                hint, counts)
         best = _cheapest([best, again], offers, slot_bounds, policy, threads, say)
     return best if best is not None else fallback  # SCIP may find nothing in a short time
+
+
+def _cores(threads: int) -> int:
+    """Threads the pattern path may use: `threads`, or every core when it is 0 (the policy's "all cores")."""
+    return threads or os.cpu_count() or 1
 
 
 def _cheapest(results, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy, threads: int, say):
@@ -1243,7 +1248,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
     groups_end = started + (HUGE_FLEET_GROUPS_SHARE if len(demands) > HUGE_FLEET else GROUPS_SHARE) * time_limit_s
-    cores = threads or os.cpu_count() or 1
+    cores = _cores(threads)
     # Worker processes where fork is the platform's default (Linux): they inherit the fleet instead of pickling it,
     # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1

@@ -136,9 +136,10 @@ def solve_prepared(prep: Prepared, *, time_limit_s: float | None = None, threads
         if log:
             solved = sum(1 for b in sol.baselines if b.method == "solver" and b.cost_per_hour is not None)
             bounded = sum(1 for b in sol.baselines if b.method == "greedy")
+            infeasible = sum(1 for b in sol.baselines if b.status == "infeasible")
             unknown = sum(1 for b in sol.baselines if b.status == "unknown")
             log(f"baselines: {solved} GPU types solved, {bounded} left at first fit (their bound exceeds the best "
-                f"single-type plan), {len(sol.baselines) - solved - bounded - unknown} infeasible"
+                f"single-type plan), {infeasible} infeasible"
                 + (f", {unknown} without a plan in time" if unknown else ""))
         costs = [b.cost_per_hour for b in sol.baselines if b.cost_per_hour is not None]
         if costs and min(costs) > 0:

@@ -94,6 +94,16 @@ def _prepared(data: dict, directory):
     return prepare(path, parse_scenario(data, str(path))), path
 
 
+def _twenty(directory):
+    """The benchmark's 20-deployment fleet prepared, its first-fit plan and the slot bounds that plan's cost allows:
+    (prepared scenario, greedy plan, slot bounds)."""
+    from bench.fleet import synthetic_scenario
+
+    prep, _ = _prepared(synthetic_scenario(20), directory)
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    return prep, greedy, _slot_bounds(prep, greedy.cost_usd_per_hour({o.id: o for o in prep.offers}))
+
+
 def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement(tmp_path):
     """20 catalog deployments over every rented instance type: the pattern plan is valid, far cheaper than
     first-fit, and its bound sits within the gap the benchmark reports (planner/patterns.py, bench/scale.py)."""
@@ -337,13 +347,9 @@ def test_smoothed_column_generation_bound_is_sound(inst, smoothing):
 def test_smoothing_prices_between_the_best_duals_and_the_lp(tmp_path, monkeypatch):
     """On the 20-deployment catalog fleet, smoothed column generation does price at mixed duals, runs to its end,
     and its bound stays between the memory-price floor and the LP value (no bound at any duals exceeds it)."""
-    from bench.fleet import synthetic_scenario
     from planner import patterns
 
-    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
-    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    by_id = {o.id: o for o in prep.offers}
-    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
+    prep, greedy, slots = _twenty(tmp_path)
     mixed, original = [], patterns._mix
     monkeypatch.setattr(patterns, "_mix", lambda *args: mixed.append(args[2]) or original(*args))
     gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
@@ -358,14 +364,10 @@ def test_enriched_columns_are_real_patterns_and_make_the_better_plan(tmp_path):
     """On the 20-deployment catalog fleet: every column `enrich` adds is a real uniform pattern (one shard per
     deployment, exact bytes within the GPU), and the integer master over the enriched pool finds the $21.07/h plan
     that neighbourhood search needed 60 s for (over the converged columns alone it proves $21.51/h)."""
-    from bench.fleet import synthetic_scenario
     from planner import patterns
 
-    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    prep, greedy, slots = _twenty(tmp_path)
     policy = prep.scenario.policy
-    greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
-    by_id = {o.id: o for o in prep.offers}
-    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
     gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
     deadline = time.perf_counter() + 60
     gen.run(deadline, lambda _msg: None, 0.0, 1, 0)
@@ -380,7 +382,7 @@ def test_enriched_columns_are_real_patterns_and_make_the_better_plan(tmp_path):
         assert sum(it.static_bytes + k * it.kv_bytes for it, (_, _, k) in zip(items, members)) <= items[0].limit_bytes
     chosen, counts = patterns.integer_blocks(gen.master, prep.demands, prep.offers, slots, policy, 30, 1, None)
     plan = patterns._assemble(chosen, counts, prep.demands, prep.offers)
-    assert plan.cost_usd_per_hour(by_id) <= 21.07 + 1e-6
+    assert plan.cost_usd_per_hour({o.id: o for o in prep.offers}) <= 21.07 + 1e-6
 
 
 @pytest.mark.parametrize("threads", [2, 1])
@@ -485,14 +487,10 @@ def test_integer_masters_over_kept_and_all_columns_and_the_cheaper_plan_wins(tmp
     another seed. With one thread the kept columns' master runs first and, when it ends early (it proves its
     optimum on this fleet), a master over every column gets the time left, started from its plan. Either way the
     plan returned is the cheaper of the two, whichever found it (one of them is made dearer here)."""
-    from bench.fleet import synthetic_scenario
     from planner import patterns
 
-    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    prep, greedy, slots = _twenty(tmp_path)
     policy = prep.scenario.policy
-    greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
-    by_id = {o.id: o for o in prep.offers}
-    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
     monkeypatch.setattr(patterns, "INTEGER_ALL_COLUMNS_PER_S", 0)  # always a kept subset for the first master
     real, calls = patterns.integer_blocks, []
 
@@ -526,14 +524,10 @@ def test_integer_masters_over_kept_and_all_columns_and_the_cheaper_plan_wins(tmp
 def test_without_a_dive_the_last_lp_rounded_up_is_the_hint(tmp_path, monkeypatch):
     """If the LP fails mid-dive, column generation's last LP values, rounded up to whole blocks, are the integer
     master's hint: every block hinted is a uniform column the last LP used, and the plan is still found."""
-    from bench.fleet import synthetic_scenario
     from planner import patterns
 
-    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    prep, greedy, slots = _twenty(tmp_path)
     policy = prep.scenario.policy
-    greedy = best_heuristic_plan(prep.demands, prep.offers, policy)
-    by_id = {o.id: o for o in prep.offers}
-    slots = {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9) for o in prep.offers}
     gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
     gen.run(time.perf_counter() + 30, lambda _msg: None, 0.0, 1, 0)
     used = {key: value for key, value in zip(gen.master.columns, gen.lp_values) if value > 1e-6}
