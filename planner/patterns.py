@@ -37,8 +37,13 @@ every group's blocks together. Small groups converge and solve to near their LP 
 fleet allows, where one integer master over the whole fleet does not (bench/scale.py). The bound still comes from
 column generation over the whole fleet, warm-started with every group's columns.
 
-Applies to concurrency-sized deployments with co-location allowed, rented offers without quotas and power-of-two
-GPU counts (`applicable`); other scenarios keep the aggregated fleet model.
+Owned units and quotas: a GPU type with either has no constant price per GPU, so its patterns draw on supply
+variables per offer (owned GPUs at the owned price, rented ones up to the quota) through one row per TP size, and
+pricing charges its classes the rows' duals (`_Master`); the integer master and the instance sizing buy owned
+units first and keep every quota, and a large fleet's groups each get their share of both (`_group_offers`).
+
+Applies to concurrency-sized deployments with co-location allowed, power-of-two GPU counts and no offer free
+without limit (`applicable`); other scenarios keep the aggregated fleet model.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from numpy.lib.stride_tricks import as_strided
 from planner.demands import Demand
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import PlacedReplica, Plan, PlannedInstance
+from planner.solution import PlacedReplica, Plan, PlannedInstance, instance_price
 
 UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
 EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this to count as improving
@@ -140,11 +145,17 @@ Pattern = tuple[str, tuple[tuple[int, int, int], ...]]  # (gpu, ((d, p, k), ...)
 
 
 def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bool:
-    """Concurrency-sized deployments, co-location allowed, rented instances only (no owned units, no quotas, every
-    price above zero) and power-of-two GPU counts; other scenarios keep the aggregated fleet model."""
+    """Concurrency-sized deployments, co-location allowed, power-of-two GPU counts, and no instance type free
+    without limit (a rented price above zero, or a quota); other scenarios keep the aggregated fleet model.
+    Owned units and quotas are supply the master LP prices by its duals (`_Master`)."""
     return (policy.colocate and all(d.mode == "concurrency" for d in demands)
-            and all(o.gpu_count & (o.gpu_count - 1) == 0 and not o.owned and o.max_instances is None
-                    and o.price_usd_per_hour > 0 for o in offers))
+            and all(o.gpu_count & (o.gpu_count - 1) == 0
+                    and (o.price_usd_per_hour > 0 or o.max_instances is not None) for o in offers))
+
+
+def _capped(o: Offer) -> bool:
+    """An offer whose GPUs the master LP cannot price as a constant: owned units (cheaper, limited) or a quota."""
+    return bool(o.owned) or o.max_instances is not None
 
 
 @dataclass
@@ -159,15 +170,48 @@ class _Master:
     """The restricted master LP; columns are added as pricing finds them. A GPU of type g holding a shard of TP
     degree up to T lies in an instance of at least T GPUs, so it costs at least gpu_price[g, T], the cheapest price
     per GPU of such an instance: pricing patterns directly (no instance variables) keeps the LP a relaxation and
-    its duals free of the degeneracy that empty instance-supply rows bring."""
+    its duals free of the degeneracy that empty instance-supply rows bring.
 
-    def __init__(self, demands: list[Demand], offers: list[Offer], items: dict[str, list[_Item]]):
+    A GPU type with owned units or a quota (`capped`) has no such constant price: its owned GPUs are cheaper but
+    few, a quota caps its cheapest offer. Its patterns cost nothing in the objective and draw on *supply* instead:
+    per offer o of the type, y_own (at most G_o x owned, at the owned price per GPU) and y_rent (at most
+    G_o x (quota - owned), at the price per GPU), and per TP size t of the type a row
+        sum of y over offers with G_o >= t  >=  sum of lambda over the type's patterns with a shard of TP >= t
+    (instances of at least t GPUs hold every GPU with a TP-t group; the sets are nested, so these rows are exactly
+    what lets a fleet house the patterns). Still a relaxation of every plan; a class's price is then the sum of
+    the duals pi of the rows up to its TP size."""
+
+    def __init__(self, demands: list[Demand], offers: list[Offer], items: dict[str, list[_Item]],
+                 slot_bounds: dict[str, int]):
         from ortools.linear_solver import pywraplp
 
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         lp, inf = self.lp, self.lp.infinity()
         self.demands = demands
-        self.gpu_price = _gpu_prices(items, offers)
+        self.capped = capped = {o.gpu for o in offers if _capped(o) and o.gpu in items}
+        self.gpu_price = _gpu_prices(items, [o for o in offers if o.gpu not in capped])
+        self.sizes = {g: sorted({it.tp for it in its}) for g, its in items.items()}
+        self.supply_rows = {(g, t): lp.Constraint(0, inf) for g in sorted(capped) for t in self.sizes[g]}
+        # (gpu, the largest TP size <= G_o or 0, USD/h per GPU, GPUs a plan within the slot bounds may take): the
+        # Lagrangian's view of each supply variable (`_Generator.bound`)
+        self.supply: list[tuple[str, int, float, int]] = []
+        for o in offers:
+            if o.gpu not in capped:
+                continue
+            top = max((t for t in self.sizes[o.gpu] if t <= o.gpu_count), default=0)
+            bound = slot_bounds[o.id]
+            rented = None if o.max_instances is None else max(0, o.max_instances - o.owned)
+            for price, lp_cap, plan_cap in ((o.owned_price_usd_per_hour, o.owned, min(o.owned, bound)),
+                                            (o.price_usd_per_hour, rented, max(0, bound - o.owned))):
+                if lp_cap == 0:
+                    continue
+                y = lp.NumVar(0, inf if lp_cap is None else o.gpu_count * lp_cap, "")
+                lp.Objective().SetCoefficient(y, price / o.gpu_count)
+                for t in self.sizes[o.gpu]:
+                    if t <= o.gpu_count:
+                        self.supply_rows[o.gpu, t].SetCoefficient(y, 1)
+                self.supply.append((o.gpu, top, price / o.gpu_count, o.gpu_count * plan_cap))
+        self.offset = lp.NumVariables()  # pattern columns come after the supply variables
         self.cov = {d.index: lp.Constraint(d.concurrency, inf) for d in demands}
         self.rep = {d.index: lp.Constraint(d.min_replicas, inf if d.max_replicas is None else d.max_replicas)
                     for d in demands}
@@ -186,7 +230,12 @@ class _Master:
         index = len(self.columns)
         self.columns[pattern] = lam
         top = max(self.demands[d].options[p].tp for d, p, _ in members)
-        self.lp.Objective().SetCoefficient(lam, self.gpu_price[g, top])
+        if g in self.capped:
+            for t in self.sizes[g]:
+                if t <= top:
+                    self.supply_rows[g, t].SetCoefficient(lam, -1)
+        else:
+            self.lp.Objective().SetCoefficient(lam, self.gpu_price[g, top])
         for d, p, k in members:
             tp = self.demands[d].options[p].tp
             self.cov[d].SetCoefficient(lam, k / tp)
@@ -222,15 +271,26 @@ class _Master:
             return False
         response = linear_solver_pb2.MPSolutionResponse()
         self.lp.FillSolutionResponseProto(response)
-        self.values = list(response.variable_value)
+        self.values = list(response.variable_value)[self.offset:]
         return True
-
-        return self.lp.Solve() == pywraplp.Solver.OPTIMAL
 
 
 def _gpu_prices(items: dict[str, list[_Item]], offers: list[Offer]) -> dict[tuple[str, int], float]:
-    """gpu_price[g, t]: the cheapest price per GPU of an instance of type g with at least t GPUs."""
+    """gpu_price[g, t]: the cheapest price per GPU of an instance of type g with at least t GPUs (types of
+    `offers` only)."""
+    gpus = {o.gpu for o in offers}
     return {(g, t): min(o.price_usd_per_hour / o.gpu_count for o in offers if o.gpu == g and o.gpu_count >= t)
+            for g, its in items.items() if g in gpus for t in {it.tp for it in its}}
+
+
+def _floor_prices(items: dict[str, list[_Item]], offers: list[Offer]) -> dict[tuple[str, int], float]:
+    """The least any GPU of type g in an instance of at least t GPUs can cost per hour: rented, or owned (then at
+    the owned price, 0 for cloud capacity already paid for). Bounds built on these hold with owned units."""
+    def per_gpu(o: Offer) -> float:
+        rentable = o.max_instances is None or o.max_instances > o.owned
+        return min([o.price_usd_per_hour] * rentable + [o.owned_price_usd_per_hour] * bool(o.owned)) / o.gpu_count
+
+    return {(g, t): min(per_gpu(o) for o in offers if o.gpu == g and o.gpu_count >= t and o.max_instances != 0)
             for g, its in items.items() for t in {it.tp for it in its}}
 
 
@@ -243,7 +303,7 @@ def fleet_floor(demands: list[Demand], offers: list[Offer], policy: Policy) -> f
     items = _items(demands, offers)
     if {it.d for its in items.values() for it in its} != {d.index for d in demands}:
         return 0.0  # a deployment fits no offer: the solver says so, with the reason
-    return memory_price_bound(demands, _gpu_prices(items, offers), items, whole_replicas=False)
+    return memory_price_bound(demands, _floor_prices(items, offers), items, whole_replicas=False)
 
 
 def _uniform_tp(demands: list[Demand], members) -> int | None:
@@ -257,7 +317,8 @@ def _items(demands: list[Demand], offers: list[Offer]) -> dict[str, list[_Item]]
     out: dict[str, list[_Item]] = defaultdict(list)
     for d in demands:
         for pi, p in enumerate(d.options):
-            if p.gpu in gpus and any(o.gpu == p.gpu and o.gpu_count >= p.tp for o in offers):
+            if p.gpu in gpus and any(o.gpu == p.gpu and o.gpu_count >= p.tp and o.max_instances != 0
+                                     for o in offers):
                 out[p.gpu].append(_Item(d.index, pi, p.gpu, p.tp, p.static_bytes, p.kv_seq_bytes,
                                         min(p.max_seqs, d.concurrency), p.limit_bytes))
     return dict(out)
@@ -467,7 +528,7 @@ def _exact_value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, f
 
     from planner.solver import KIB, run_cp_sat
 
-    scale = 1e6 / cost  # integer value units: a millionth of the GPU's price
+    scale = 1e6 / max(cost, 1e-3)  # integer value units: a millionth of the GPU's price (a capped one's may be 0)
     m = cp_model.CpModel()
     used, value, one = [], [], defaultdict(list)
     for it in items:
@@ -595,9 +656,11 @@ def _dominated(classes, gpu_price: dict[tuple[str, int], float]) -> dict[int, in
     even the most shards a b GPU can hold fit in what a's larger memory adds. (The counterpart is worth at least
     as much under any duals: a rounding cut's coefficient never falls as an option's M grows.) Classes are compared
     within their TP degree and kind, cheapest first, and only against classes kept, so every b maps to a priced
-    class."""
-    order = sorted(range(len(classes)), key=lambda c: (classes[c][1], classes[c][2],
-                                                      gpu_price[classes[c][0], classes[c][1]], classes[c][0]))
+    class. Classes without a constant price (GPU types with owned units or a quota: not in `gpu_price`) take no
+    part: their price moves with the duals."""
+    order = sorted((c for c in range(len(classes)) if (classes[c][0], classes[c][1]) in gpu_price),
+                   key=lambda c: (classes[c][1], classes[c][2], gpu_price[classes[c][0], classes[c][1]],
+                                  classes[c][0]))
     kept: list[int] = []
     out: dict[int, int] = {}
     for b in order:
@@ -644,17 +707,23 @@ class _Generator:
         self.demands = demands
         self.items = items = _items(demands, offers)
         self.by_key = by_key = {(it.d, it.p): it for its in items.values() for it in its}
-        self.master = master = _Master(demands, offers, items)
+        self.master = master = _Master(demands, offers, items, slot_bounds)
+        self.floor_price = _floor_prices(items, offers)
         # Start: each deployment's SEED_OPTIONS cheapest options alone (by price per sequence), full replicas and
-        # the replica that holds the rest, so the integer master is feasible from the first iteration.
+        # the replica that holds the rest, so the integer master is feasible from the first iteration; and, if
+        # none of those is on a GPU type without a quota, the cheapest that is (quotas may not hold them all).
         by_d: dict[int, list[_Item]] = defaultdict(list)
         for its in items.values():
             for it in its:
                 by_d[it.d].append(it)
+        unlimited = {o.gpu for o in offers if o.max_instances is None}
         for d in demands:
-            ranked = sorted(by_d[d.index], key=lambda it: (master.gpu_price[it.gpu, it.tp] * it.tp / it.max_k, it.tp,
+            ranked = sorted(by_d[d.index], key=lambda it: (self.floor_price[it.gpu, it.tp] * it.tp / it.max_k, it.tp,
                                                             it.gpu))
-            for it in ranked[:SEED_OPTIONS]:
+            seeds = ranked[:SEED_OPTIONS]
+            if not any(it.gpu in unlimited for it in seeds):
+                seeds += [it for it in ranked if it.gpu in unlimited][:1]
+            for it in seeds:
                 for k in {it.max_k, max(1, d.concurrency % it.max_k),
                           max(1, -(-d.concurrency // max(1, d.min_replicas)))}:
                     ms = _repair([(it.d, it.p, min(k, it.max_k))], by_key, it.limit_bytes)
@@ -670,13 +739,17 @@ class _Generator:
                 if all(key[:2] in by_key for key in members):
                     master.add(_pattern(g, members))
         incumbent_usd_per_hour = incumbent.cost_usd_per_hour({o.id: o for o in offers}) if incumbent else None
-        self.gpus_cap = {}  # U_g: GPUs of type g a plan no dearer than the incumbent can pay for
+        self.gpus_cap = {}  # U_g: GPUs of type g a plan no dearer than the incumbent can pay for (owned ones too)
         for g in items:
             offs = [o for o in offers if o.gpu == g]
             total = sum(o.gpu_count * slot_bounds[o.id] for o in offs)
-            if incumbent_usd_per_hour is not None:
-                total = min(total, math.floor(incumbent_usd_per_hour / min(o.price_usd_per_hour / o.gpu_count
-                                                                            for o in offs) + 1e-9))
+            rentable = [o for o in offs if o.max_instances is None or o.max_instances > o.owned]
+            rented = [o.price_usd_per_hour / o.gpu_count for o in rentable if o.price_usd_per_hour > 0]
+            if incumbent_usd_per_hour is not None:  # owned and free (quota'd) GPUs, and what the rest can buy
+                free = sum(o.gpu_count * o.owned for o in offs) + sum(
+                    o.gpu_count * (o.max_instances - o.owned) for o in rentable if o.price_usd_per_hour <= 0)
+                total = min(total, free + (math.floor(incumbent_usd_per_hour / min(rented) + 1e-9) if rented
+                                           else 0))
             self.gpus_cap[g] = total
         self.classes = []  # (gpu, tp, uniform, items)
         for g, its in items.items():
@@ -688,15 +761,15 @@ class _Generator:
         self.dominated = _dominated(self.classes, master.gpu_price)
         self.columns_per_class = min(COLUMNS_PER_CLASS_MAX, max(COLUMNS_PER_CLASS_MIN, len(demands) // 10))
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
-        self.last_duals: tuple[dict, dict] = ({}, {})  # column generation's last (mu, nu)
+        self.last_duals: tuple[dict, dict, dict] = ({}, {}, {})  # column generation's last (mu, nu, prices)
         self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
         for (d, p), it in by_key.items():
             self.max_k[d][p] = it.max_k
         self.steps = _step_tables(list({(it.d, it.p): it for c in self.kept for it in self.classes[c][3]}.values()))
 
-    def raw_duals(self) -> tuple[dict[int, float], dict[int, float], dict[tuple[int, int], float]]:
+    def raw_duals(self) -> tuple[dict, dict, dict, dict]:
         """The LP's row duals with the signs the Lagrangian needs (GLOP's may stray by its tolerance): coverage
-        mu_d >= 0, replicas y_d (>= 0 unless a maximum binds), cuts pi_di >= 0."""
+        mu_d >= 0, replicas y_d (>= 0 unless a maximum binds), cuts pi_di >= 0, supply rows pi_gt >= 0."""
         mu = {d: max(0.0, row.dual_value()) for d, row in self.master.cov.items()}
         rep = {}
         for d in self.demands:
@@ -704,13 +777,16 @@ class _Generator:
             rep[d.index] = y if y >= 0 or d.max_replicas is not None else 0.0
         pi = {(d, i): max(0.0, row.dual_value()) for d, cuts in self.master.cuts.items()
               for i, (row, _, _) in enumerate(cuts)}
-        return mu, rep, pi
+        supply = {key: max(0.0, row.dual_value()) for key, row in self.master.supply_rows.items()}
+        return mu, rep, pi, supply
 
-    def duals(self, raw=None) -> tuple[dict[int, float], dict[tuple[int, int], float], float]:
-        """(mu, nu, duals . rhs) for row duals `raw` (the LP's by default): nu[d, p] is what one replica of option
-        p is worth, cuts included. The bound and the pricing both use these, so the bound is valid for any `raw`
-        with the signs of raw_duals."""
-        mu, rep, pi = raw if raw is not None else self.raw_duals()
+    def duals(self, raw=None) -> tuple[dict[int, float], dict[tuple[int, int], float], float,
+                                       dict[tuple[str, int], float]]:
+        """(mu, nu, duals . rhs, prices) for row duals `raw` (the LP's by default): nu[d, p] is what one replica
+        of option p is worth, cuts included; prices[g, t] what a GPU of pricing class (g, t) costs: gpu_price, or
+        on a capped GPU type the supply rows' duals up to t. The bound and the pricing both use these, so the
+        bound is valid for any `raw` with the signs of raw_duals."""
+        mu, rep, pi, supply = raw if raw is not None else self.raw_duals()
         value = 0.0
         for d in self.demands:
             value += mu[d.index] * d.concurrency + rep[d.index] * (d.min_replicas if rep[d.index] >= 0
@@ -722,27 +798,53 @@ class _Generator:
                 value += weight * rhs
                 for p, a in alpha.items():
                     nu[d, p] += weight * a
-        return mu, nu, value
+        prices = {}
+        for g, t, _, _ in self.classes:
+            if g in self.master.capped:
+                prices[g, t] = sum(supply.get((g, s), 0.0) for s in self.master.sizes[g] if s <= t)
+            else:
+                prices[g, t] = self.master.gpu_price[g, t]
+        return mu, nu, value, prices
 
-    def bound(self, dual_value: float, worst: dict[str, float], theta: float) -> float:
-        """The better of the Lagrangian bound, duals . rhs - sum_g U_g max(0, value - cost), and Farley's,
-        duals . rhs / max(value / cost), for duals whose dot product with the rows' right-hand sides is
-        `dual_value`, with `worst[g]` bounding value - cost over GPU type g's patterns and `theta` value / cost
-        over all."""
-        return max(dual_value - sum(self.gpus_cap[g] * max(0.0, v) for g, v in worst.items()), dual_value / theta)
+    def bound(self, dual_value: float, values: dict[int, float], prices: dict[tuple[str, int], float]) -> float:
+        """A lower bound on every plan from duals whose dot product with the rows' right-hand sides is
+        `dual_value`, `values[c]` bounding the value of class c's patterns (every class), `prices` the classes'
+        prices. The best of: the Lagrangian, duals . rhs - sum_g U_g max(0, value - price) over GPU types g, and
+        Farley's, duals . rhs / theta with theta = max(1, value / price) over the classes of constant price (the
+        Lagrangian at the duals scaled by 1 / theta, where none of those is worth more than it costs). Capped GPU
+        types (priced by the supply rows' duals pi) add each supply variable's term, min(0, its price - the pi it
+        meets) x the GPUs a plan may take there; in Farley's bound either with pi scaled too or with pi as is
+        (then their classes' values are scaled, their prices not). Valid at any duals with the right signs."""
+        capped = self.master.capped
+        worst: dict[str, float] = defaultdict(float)  # per GPU type: the largest value - price
+        scaled: dict[str, float] = defaultdict(float)  # per capped type: the largest value / theta - price
+        theta = max([1.0] + [v / prices[self.classes[c][:2]] for c, v in values.items()
+                             if self.classes[c][0] not in capped])
+        for c, v in values.items():
+            g, t = self.classes[c][:2]
+            worst[g] = max(worst[g], v - prices[g, t])
+            if g in capped:
+                scaled[g] = max(scaled[g], v / theta - prices[g, t])
 
-    def price(self, which, mu, nu, coarse: bool) -> tuple[int, dict[str, float], float, set[int]]:
-        """Price classes `which`; add improving columns. Returns (columns added, largest value - cost per GPU type,
-        largest value / cost, classes that found a column)."""
-        worst: dict[str, float] = defaultdict(float)
-        theta, added, found, values = 1.0, 0, set(), {}
+        def supply(scale: float) -> float:
+            return sum(min(0.0, c - scale * prices[g, t]) * cap if t else 0.0 for g, t, c, cap in self.master.supply)
+
+        def loss(excess: dict[str, float]) -> float:
+            return sum(self.gpus_cap[g] * max(0.0, v) for g, v in excess.items())
+
+        lost = loss({g: v for g, v in worst.items() if g in capped})
+        return max(dual_value - loss(worst) + supply(1.0), (dual_value - lost) / theta + supply(1.0 / theta),
+                   dual_value / theta - loss(scaled) + supply(1.0))
+
+    def price(self, which, mu, nu, prices, coarse: bool) -> tuple[int, dict[int, float], set[int]]:
+        """Price classes `which` at `prices`; add improving columns. Returns (columns added, every class's value
+        bound, a dominated class's its dominator's, when `which` holds them all; classes that found a column)."""
+        added, found, values = 0, set(), {}
         for c in which:
             g, t, _, pool = self.classes[c]
-            cost = self.master.gpu_price[g, t]
+            cost = prices[g, t]
             value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
             values[c] = value
-            worst[g] = max(worst[g], value - cost)
-            theta = max(theta, value / cost)
             if members:
                 found.add(c)
             taken: set[int] = set()
@@ -761,9 +863,8 @@ class _Generator:
                     break
         for b, a in self.dominated.items():  # every pattern of b is one of a, at no lower price
             if a in values:
-                g, t = self.classes[b][:2]
-                worst[g] = max(worst[g], values[a] - self.master.gpu_price[g, t])
-        return added, worst, theta, found
+                values[b] = values[a]
+        return added, values, found
 
     def run(self, deadline: float, say, certify_s: float, threads: int, seed: int,
             smoothing: float = 0.0) -> tuple[float, float | None, bool]:
@@ -778,7 +879,7 @@ class _Generator:
         everything = self.kept
         active = set(everything)
         # The floor only when a bound is wanted: groups of a large fleet (certify_s = 0) discard theirs.
-        best = memory_price_bound(self.demands, master.gpu_price, self.items) if certify_s > 0 else 0.0
+        best = memory_price_bound(self.demands, self.floor_price, self.items) if certify_s > 0 else 0.0
         lp_value, it_no, since_full, full = None, 0, 0, False  # the first columns are far off: price coarsely
         center, center_bound = None, -math.inf  # the row duals with the best bound so far (stabilisation)
         while True:
@@ -790,17 +891,17 @@ class _Generator:
             lp_value = master.lp.Objective().Value()
             self.lp_values = master.values  # a new list at every solve
             raw = self.raw_duals()
-            mu, nu, dual_value = self.duals(raw)
-            self.last_duals = mu, nu
+            mu, nu, dual_value, prices = self.duals(raw)
+            self.last_duals = mu, nu, prices
             which = everything if full else sorted(active)
             # With smoothing, price first at a point between the center and the LP's duals, then at the LP's own
             # if that finds no column (a mis-price).
             points = [_mix(center, raw, smoothing), raw] if center is not None and smoothing > 0 else [raw]
             for point in points:
-                pmu, pnu, pvalue = (mu, nu, dual_value) if point is raw else self.duals(point)
-                added, worst, theta, found = self.price(which, pmu, pnu, coarse=not full)
+                pmu, pnu, pvalue, pprices = (mu, nu, dual_value, prices) if point is raw else self.duals(point)
+                added, values, found = self.price(which, pmu, pnu, pprices, coarse=not full)
                 if full:
-                    bound = self.bound(pvalue, worst, theta)
+                    bound = self.bound(pvalue, values, pprices)
                     best = max(best, bound)
                     if bound > center_bound:
                         center, center_bound = point, bound
@@ -822,9 +923,9 @@ class _Generator:
             if stalled or time.perf_counter() > deadline:
                 if certify_s > 0:  # groups of a large fleet skip it: their bounds are not the fleet's
                     if not stalled and center is not None:  # out of time: the duals with the best bound
-                        mu, nu, dual_value = self.duals(center)
-                    best = max(best, self.certify(mu, nu, dual_value, time.perf_counter() + certify_s, threads,
-                                                  seed))
+                        mu, nu, dual_value, prices = self.duals(center)
+                    best = max(best, self.certify(mu, nu, dual_value, prices, time.perf_counter() + certify_s,
+                                                  threads, seed))
                 state = "converged" if converged else "stalled" if stalled else "stopped"
                 say(f"patterns: {state}, bound ${best:.2f}/h")
                 return best, lp_value, converged
@@ -838,13 +939,13 @@ class _Generator:
         deployments: 193 such columns in 0.1 s, and the integer master over them proves $21.07/h where it found
         $21.51/h without; neighbourhood search needed 60 s for that plan). Returns the columns, added to the
         master."""
-        mu, nu = self.last_duals
+        mu, nu, prices = self.last_duals
         out: set[Pattern] = set()
         for c in self.kept:
             g, t, uniform, items = self.classes[c]
             if not uniform:
                 continue
-            cost = self.master.gpu_price[g, t]
+            cost = prices[g, t]
             frontier, seen = [frozenset()], set()
             for _ in range(ENRICH_DEPTH):
                 deeper = []
@@ -870,11 +971,10 @@ class _Generator:
     def promising(self, fraction: float) -> set[Pattern]:
         """Columns whose reduced cost under column generation's last duals is within `fraction` of their price:
         the ones an integer plan near the LP is made of."""
-        mu, nu = self.last_duals
-        objective = self.master.lp.Objective()
+        mu, nu, prices = self.last_duals
         out = set()
-        for key, var in self.master.columns.items():
-            cost = objective.GetCoefficient(var)
+        for key in self.master.columns:
+            cost = prices[key[0], max(self.demands[d].options[p].tp for d, p, _ in key[1])]
             value = sum((mu.get(d, 0.0) * k + nu.get((d, p), 0.0)) / self.demands[d].options[p].tp
                         for d, p, k in key[1])
             if cost - value <= fraction * cost:
@@ -893,29 +993,34 @@ class _Generator:
                 added += 1
         return added
 
-    def certify(self, mu, nu, dual_value: float, deadline: float, threads: int, seed: int) -> float:
-        """Farley's and the Lagrangian bound for duals (mu, nu). Every class is bounded by _value_bound; then,
-        most valuable first and while time lasts, by the exact pricing problem (_exact_value_bound) until no
-        class left unrefined can raise max value / cost above what the refined ones reach."""
-        theta, worst, values = 1.0, defaultdict(float), {}
+    def certify(self, mu, nu, dual_value: float, prices, deadline: float, threads: int, seed: int) -> float:
+        """Farley's and the Lagrangian bound for duals (mu, nu, prices). Every class is bounded by _value_bound;
+        then, while time lasts, by the exact pricing problem (_exact_value_bound): first the classes of capped GPU
+        types still worth more than their price (each costs the bound U_g times that), most first; then the
+        others, most valuable per price first, until no class left unrefined can raise max value / cost above
+        what the refined ones reach."""
+        capped = self.master.capped
+        values = {}
         for c in self.kept:
             values[c] = _value_bound(self.classes[c][3], mu, nu)
-        ratio = {c: values[c] / self.master.gpu_price[self.classes[c][0], self.classes[c][1]] for c in self.kept}
+        gain = {c: (0, prices[g, t] - values[c]) if g in capped else (1, -values[c] / prices[g, t])
+                for c in self.kept for g, t in [self.classes[c][:2]]}
         refined = 1.0
-        for c in sorted(self.kept, key=lambda c: -ratio[c]):
-            if ratio[c] <= refined or time.perf_counter() > deadline:
+        for c in sorted(self.kept, key=lambda c: gain[c]):
+            if time.perf_counter() > deadline:
                 break
             g, t, _, pool = self.classes[c]
+            if g in capped:
+                if values[c] <= prices[g, t]:
+                    continue
+            elif values[c] / prices[g, t] <= refined:
+                break
             budget = max(0.05, min(1.0, (deadline - time.perf_counter()) / 4))
-            values[c] = min(values[c], _exact_value_bound(pool, mu, nu, self.master.gpu_price[g, t], budget,
-                                                          threads, seed))
-            refined = max(refined, values[c] / self.master.gpu_price[g, t])
-        for c, (g, t, _, _) in enumerate(self.classes):
-            cost = self.master.gpu_price[g, t]
-            value = values[self.dominated.get(c, c)]
-            theta = max(theta, value / cost)
-            worst[g] = max(worst[g], value - cost)
-        return self.bound(dual_value, worst, theta)
+            values[c] = min(values[c], _exact_value_bound(pool, mu, nu, prices[g, t], budget, threads, seed))
+            if g not in capped:
+                refined = max(refined, values[c] / prices[g, t])
+        return self.bound(dual_value, {c: values[self.dominated.get(c, c)] for c in range(len(self.classes))},
+                          prices)
 
     def dive(self, deadline: float) -> dict[Pattern, int] | None:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): round up the DIVE_ROUND_FRACTION of the
@@ -936,8 +1041,8 @@ class _Generator:
                 return None
             now = time.perf_counter()
             if now < soft:
-                mu, nu, _ = self.duals()
-                if self.price(uniform, mu, nu, coarse=True)[0]:  # new uniform columns are born free
+                mu, nu, _, prices = self.duals()
+                if self.price(uniform, mu, nu, prices, coarse=True)[0]:  # new uniform columns are born free
                     continue
             frac = []
             for key, value in zip(master.columns, master.values):
@@ -963,18 +1068,57 @@ class _Generator:
 
 
 def _fleet(mip, offers: list[Offer], slot_bounds: dict[str, int], size: dict[tuple[str, int], list]) -> dict:
-    """Instance counts n[o] (variables of `mip`, its objective their price) whose GPUs hold every block: `size[g, t]`
+    """Instance counts per offer, (owned, rented) variables of `mip` (its objective their price; owned units first,
+    rented only once every owned unit is in use, as in the exact model), whose GPUs hold every block: `size[g, t]`
     lists the GPUs in blocks of t GPUs of type g (expressions or numbers). Blocks of t GPUs or more only fit
-    instances of at least t GPUs; power-of-two blocks packed largest first never fragment, so that is enough."""
-    n = {o.id: mip.IntVar(0, slot_bounds[o.id], "") for o in offers}
+    instances of at least t GPUs; power-of-two blocks packed largest first never fragment, so that is enough.
+    Returns {offer id: (owned, rented, all owned in use)}, the last two None where the offer has no owned units."""
+    n = {}
+    for o in offers:
+        cap = slot_bounds[o.id]
+        own = mip.IntVar(0, min(o.owned, cap), "") if o.owned else None
+        rent = mip.IntVar(0, max(0, cap - o.owned), "")
+        full = None
+        if o.owned and cap > o.owned:
+            full = mip.BoolVar("")
+            mip.Add(own >= o.owned * full)
+            mip.Add(rent <= (cap - o.owned) * full)
+        n[o.id] = (own, rent, full)
+
+    def gpus(o: Offer):
+        own, rent, _ = n[o.id]
+        return o.gpu_count * (rent if own is None else own + rent)
+
     for g in {g for g, _ in size}:
         sizes = sorted({t for gg, t in size if gg == g})
         for t in sizes:
             need = [x for tt in sizes if tt >= t for x in size[g, tt]]
-            mip.Add(mip.Sum(need) <= mip.Sum([o.gpu_count * n[o.id] for o in offers
-                                              if o.gpu == g and o.gpu_count >= t]))
-    mip.Minimize(mip.Sum([o.price_usd_per_hour * n[o.id] for o in offers]))
+            mip.Add(mip.Sum(need) <= mip.Sum([gpus(o) for o in offers if o.gpu == g and o.gpu_count >= t]))
+    mip.Minimize(mip.Sum([o.price_usd_per_hour * n[o.id][1] for o in offers]
+                         + [o.owned_price_usd_per_hour * n[o.id][0] for o in offers if o.owned]))
     return n
+
+
+def _counts(n: dict, offers: list[Offer]) -> dict[str, tuple[int, int]]:
+    """The (owned, rented) instance counts of a solved `_fleet`."""
+    return {o.id: (0 if n[o.id][0] is None else round(n[o.id][0].solution_value()),
+                   round(n[o.id][1].solution_value())) for o in offers}
+
+
+def _hint_fleet(n: dict, offers: list[Offer], counts: dict[str, tuple[int, int]]) -> tuple[list, list]:
+    """Hint variables and values for `_fleet` variables `n` at instance counts `counts`."""
+    variables, values = [], []
+    for o in offers:
+        own, rent, full = n[o.id]
+        variables.append(rent)
+        values.append(float(counts[o.id][1]))
+        if own is not None:
+            variables.append(own)
+            values.append(float(counts[o.id][0]))
+        if full is not None:
+            variables.append(full)
+            values.append(float(counts[o.id][1] > 0 or counts[o.id][0] >= o.owned))
+    return variables, values
 
 
 def _scip(threads: int, seed: int, time_limit_s: float):
@@ -1027,14 +1171,17 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
             mip.Add(mip.Sum(count[d.index]) <= d.max_replicas)
     n = _fleet(mip, offers, slot_bounds, size)
     if hint:  # with the instance counts too, the hint is a complete solution SCIP need not complete by search
-        variables = [b for *_, b in beta] + ([n[o.id] for o in offers] if hint_counts else [])
+        variables = [b for *_, b in beta]
         values = [float(hint.get((g, members), 0)) for g, members, _, _ in beta]
-        values += [float(sum(hint_counts[o.id])) for o in offers] if hint_counts else []
+        if hint_counts:
+            more, at = _hint_fleet(n, offers, hint_counts)
+            variables += more
+            values += at
         mip.SetHint(variables, values)
     if not _solved(mip):
         return None
     chosen = [(g, members, t, round(b.solution_value())) for g, members, t, b in beta if b.solution_value() > 0.5]
-    return chosen, {o.id: (0, round(n[o.id].solution_value())) for o in offers}
+    return chosen, _counts(n, offers)
 
 
 def _fleet_for(chosen, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy, threads: int):
@@ -1044,22 +1191,24 @@ def _fleet_for(chosen, offers: list[Offer], slot_bounds: dict[str, int], policy:
     for g, _, t, count in chosen:
         size[g, t].append(t * count)
     n = _fleet(mip, offers, slot_bounds, size)
-    return {o.id: (0, round(n[o.id].solution_value())) for o in offers} if _solved(mip) else None
+    return _counts(n, offers) if _solved(mip) else None
 
 
 def _price_of(counts: dict[str, tuple[int, int]], offers: list[Offer]) -> float:
-    """USD/h of instance counts (owned, rented) per offer id, as the pattern path carries them (owned always 0)."""
-    price = {o.id: o.price_usd_per_hour for o in offers}
-    return sum(price[oid] * sum(n) for oid, n in counts.items())
+    """USD/h of instance counts (owned, rented) per offer id."""
+    by_id = {o.id: o for o in offers}
+    return sum(by_id[oid].owned_price_usd_per_hour * own + by_id[oid].price_usd_per_hour * rent
+               for oid, (own, rent) in counts.items())
 
 
 def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Plan | None:
     """Blocks onto instances, largest block first into the largest instance with room (aligned by construction);
     then sequences beyond each deployment's concurrency are taken back from its fullest replicas."""
     by_id = {o.id: o for o in offers}
-    slots = []  # [offer, owned, next free GPU]
-    for oid, (own, rent) in sorted(counts.items(), key=lambda kv: (-by_id[kv[0]].gpu_count, kv[0])):
+    slots = []  # [offer, owned, next free GPU]: the largest instances first, the cheapest (owned) among them
+    for oid, (own, rent) in counts.items():
         slots += [[by_id[oid], True, 0] for _ in range(own)] + [[by_id[oid], False, 0] for _ in range(rent)]
+    slots.sort(key=lambda s: (-s[0].gpu_count, instance_price(s[0], s[1]), s[0].id, not s[1]))
     blocks = sorted(((t, g, members) for g, members, t, n in chosen for _ in range(n)),
                     key=lambda b: (-b[0], b[1], b[2]))
     replicas = []
@@ -1186,15 +1335,47 @@ def _restrict(plan: Plan | None, members: list[int]) -> Plan | None:
                           for r in replicas])
 
 
-_GROUP_FLEET = None  # (demands, offers, slot_bounds, policy, incumbent, threads) while a large fleet's groups run
+def _apportion(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` into whole numbers that sum to it (largest remainders first)."""
+    exact = [total * w / sum(weights) for w in weights]
+    out = [math.floor(x) for x in exact]
+    for i in sorted(range(len(weights)), key=lambda i: (out[i] - exact[i], i))[:total - sum(out)]:
+        out[i] += 1
+    return out
 
 
-def _plan_group(job: tuple[list[int], float, float]):
-    """One group of a large fleet (deployments `members` of _GROUP_FLEET, for `budget_s` but not past `end`): its
+def _group_offers(offers: list[Offer], slot_bounds: dict[str, int],
+                  groups: list[list[int]]) -> list[tuple[list[Offer], dict[str, int]]]:
+    """Each group's (offers, slot bounds): its share of every quota and of the owned units, in proportion to its
+    deployments, so the groups' blocks together keep every quota. (The housing program then puts the owned units
+    wherever the blocks are, whichever group's they are.)"""
+    sizes = [len(m) for m in groups]
+    shares: list[tuple[list[Offer], dict[str, int]]] = [([], dict(slot_bounds)) for _ in groups]
+    for o in offers:
+        if not _capped(o):
+            for offs, _ in shares:
+                offs.append(o)
+            continue
+        quotas = [None] * len(groups) if o.max_instances is None else _apportion(o.max_instances, sizes)
+        for (offs, bounds), quota, owned in zip(shares, quotas, _apportion(o.owned, sizes)):
+            if quota is not None:
+                owned = min(owned, quota)
+                bounds[o.id] = min(bounds[o.id], quota)
+            offs.append(o.model_copy(update={"owned": owned, "max_instances": quota}))
+    return shares
+
+
+# (demands, policy, incumbent, threads, each group's (offers, slot bounds)) while a large fleet's groups run
+_GROUP_FLEET = None
+
+
+def _plan_group(job: tuple[list[int], float, float, int]):
+    """Group `i` of a large fleet (deployments `members` of _GROUP_FLEET, for `budget_s` but not past `end`): its
     column generation, dive and integer master. Returns (LP value or None, blocks chosen or None, every column),
     in fleet deployment indices. Runs inline or in a forked worker process, which inherits _GROUP_FLEET."""
-    members, budget_s, end = job
-    demands, offers, slot_bounds, policy, incumbent, threads = _GROUP_FLEET
+    members, budget_s, end, i = job
+    demands, policy, incumbent, threads, shares = _GROUP_FLEET
+    offers, slot_bounds = shares[i]
     end = min(end, time.perf_counter() + budget_s)
     sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
     gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
@@ -1253,7 +1434,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
     global _GROUP_FLEET
-    _GROUP_FLEET = (demands, offers, slot_bounds, policy, incumbent, max(1, cores // workers))
+    _GROUP_FLEET = (demands, policy, incumbent, max(1, cores // workers), _group_offers(offers, slot_bounds, groups))
     chosen: list | None = []
     columns = []
     try:
@@ -1261,10 +1442,10 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
             budget_s = workers * (groups_end - time.perf_counter()) / len(groups)
             say(f"patterns: {len(groups)} groups on {workers} worker processes")
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                solved = _collect(pool.imap(_plan_group, [(m, budget_s, groups_end) for m in groups]), groups,
-                                  chosen, columns, say)
+                solved = _collect(pool.imap(_plan_group, [(m, budget_s, groups_end, i) for i, m in enumerate(groups)]),
+                                  groups, chosen, columns, say)
         else:  # one after another, each with its share of the time left
-            solved = _collect((_plan_group((m, (groups_end - time.perf_counter()) / (len(groups) - i), groups_end))
+            solved = _collect((_plan_group((m, (groups_end - time.perf_counter()) / (len(groups) - i), groups_end, i))
                                for i, m in enumerate(groups)), groups, chosen, columns, say)
     finally:
         _GROUP_FLEET = None

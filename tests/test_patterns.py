@@ -35,6 +35,7 @@ def _patterns_and_optimum(inst, group_size: int | None = None):
     """The pattern path on a generated instance (in groups of `group_size`, if given) and the exact optimum:
     (result, optimum, offers by id, exact result)."""
     from planner import patterns
+    from planner.solver import _slot_bounds as solver_slot_bounds
 
     greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
     assume(greedy is not None)
@@ -45,8 +46,8 @@ def _patterns_and_optimum(inst, group_size: int | None = None):
                 mp.setattr(patterns, name, group_size)
             assert len(patterns._groups(inst.demands, 10)) == -(-len(inst.demands) // group_size)
         result = solve_patterns(inst.demands, inst.offers, inst.policy,
-                                _slot_bounds(inst, greedy.cost_usd_per_hour(by_id)), greedy, 10, 1,
-                                lambda _m: None, time.perf_counter())
+                                solver_slot_bounds(inst.offers, inst.demands, greedy.cost_usd_per_hour(by_id)),
+                                greedy, 10, 1, lambda _m: None, time.perf_counter())
     exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
     assert exact.status == "optimal"
     return result, exact.plan.cost_usd_per_hour(by_id), by_id, exact
@@ -544,3 +545,106 @@ def test_without_a_dive_the_last_lp_rounded_up_is_the_hint(tmp_path, monkeypatch
         t = patterns._uniform_tp(prep.demands, key[1])
         assert t is not None and blocks == math.ceil(used[key] / t - 1e-6)
     assert patterns._assemble(chosen, counts, prep.demands, prep.offers) is not None
+
+
+def _colocated(inst):
+    """Co-location allowed; owned units and quotas as drawn."""
+    out = inst.with_offers(list(inst.offers))
+    out.policy = inst.policy.model_copy(update={"colocate": True})
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_deployments=4, max_concurrency=6), st.sampled_from([None, 2]))
+def test_owned_units_and_quotas_keep_the_bound_sound_and_the_plan_valid(inst, group_size):
+    """With owned units (free here) and quotas, GPUs have no constant price: the master LP draws them from supply
+    rows priced by their duals. Its bounds (Lagrangian, Farley's on the scaled duals, the memory-price floor at
+    owned prices), smoothed or not, stay under the exact optimum; the plans keep every quota and use owned units
+    before renting (the validator), in groups of two too (each group gets its share of every quota)."""
+    from planner import patterns
+    from planner.solver import _slot_bounds as solver_slot_bounds
+
+    inst = _colocated(inst)
+    assume(any(patterns._capped(o) for o in inst.offers) and applicable(inst.demands, inst.offers, inst.policy))
+    assume(group_size is None or len(inst.demands) >= 3)
+    result, optimum, by_id, _ = _patterns_and_optimum(inst, group_size)
+    assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
+    assert fleet_floor(inst.demands, inst.offers, inst.policy) <= optimum + 1e-6
+    if result.converged:
+        assert result.lp_usd_per_hour <= optimum + 1e-6
+    if result.plan is not None:  # None when no integer plan over whole uniform blocks fits the slot bounds
+        _check_plan(result, inst, by_id, optimum)
+    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
+    with pytest.MonkeyPatch.context() as mp:  # one seed column per deployment, no incumbent: several rounds
+        mp.setattr(patterns, "SEED_OPTIONS", 1)
+        gen = patterns._Generator(inst.demands, inst.offers,
+                                  solver_slot_bounds(inst.offers, inst.demands, greedy.cost_usd_per_hour(by_id)),
+                                  None)
+    bound, _, _ = gen.run(time.perf_counter() + 5, lambda _msg: None, 1.0, 1, 0, 0.5)
+    assert bound <= optimum + 1e-6
+
+
+def test_a_capped_gpu_type_is_priced_by_its_supply_rows(tmp_path):
+    """The 20-deployment fleet with one owned 8 x A100 box: the A100's classes draw on supply (an owned variable
+    at the amortised price and rented ones), their price is the supply rows' duals, and every other type keeps
+    its constant price per GPU; no capped class is ever dominated or dominating."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    data = synthetic_scenario(20)
+    data["gpus"] = {"owned": {"onprem/hgx-a100-80gb-8x": 1}}
+    prep, _ = _prepared(data, tmp_path)
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    from planner.solver import _slot_bounds as solver_slot_bounds
+
+    bounds = solver_slot_bounds(prep.offers, prep.demands, greedy.cost_usd_per_hour({o.id: o for o in prep.offers}))
+    gen = patterns._Generator(prep.demands, prep.offers, bounds, greedy)
+    assert gen.master.capped == {"a100-sxm-80gb"}
+    assert not any(g == "a100-sxm-80gb" for g, _ in gen.master.gpu_price)
+    owned = [s for s in gen.master.supply if s[2] == pytest.approx(
+        next(o for o in prep.offers if o.owned).owned_price_usd_per_hour / 8)]
+    assert len(owned) == 1 and owned[0][3] == 8
+    gen.run(time.perf_counter() + 3, lambda _msg: None, 0.5, 1, 0)
+    _, _, _, prices = gen.duals()
+    supply = gen.raw_duals()[3]
+    for g, t, _, _ in gen.classes:
+        if g == "a100-sxm-80gb":
+            assert prices[g, t] == pytest.approx(sum(supply[g, s] for s in gen.master.sizes[g] if s <= t))
+        else:
+            assert prices[g, t] == gen.master.gpu_price[g, t]
+    capped = {c for c, cls in enumerate(gen.classes) if cls[0] == "a100-sxm-80gb"}
+    assert not capped & (set(gen.dominated) | set(gen.dominated.values()))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 60), st.lists(st.integers(1, 100), min_size=1, max_size=12))
+def test_apportioned_quotas_sum_to_the_quota(total, weights):
+    from planner.patterns import _apportion
+
+    shares = _apportion(total, weights)
+    assert sum(shares) == total and all(s >= 0 for s in shares)
+    assert all(abs(s - total * w / sum(weights)) < 1 for s, w in zip(shares, weights))
+
+
+def test_fleet_with_quotas_and_an_owned_box_takes_the_pattern_path(tmp_path):
+    """The 20-deployment fleet where the large RTX A6000 shapes have a quota of two instances each and one
+    8 x A100 box is owned: still planned by column generation (the aggregated model's plans were 20-30% dearer
+    on such fleets), valid (every quota kept, the owned box used before renting its type), and cheaper than
+    first fit."""
+    from validator import rules_for_scenario
+
+    from bench.fleet import synthetic_scenario
+
+    data = synthetic_scenario(20, time_limit_s=12)
+    data["gpus"] = {"max_instances": {"lambda/gpu_4x_a6000": 2, "runpod/8x_RTXA6000": 2},
+                    "owned": {"onprem/hgx-a100-80gb-8x": 1}}
+    prep, path = _prepared(data, tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=12, threads=2)
+    assert result.solver.startswith("column generation + scip")
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
+                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    cost = result.plan.cost_usd_per_hour(by_id)
+    assert result.bound_usd_per_hour <= cost <= greedy.cost_usd_per_hour(by_id) / 1.3
