@@ -145,10 +145,11 @@ Pattern = tuple[str, tuple[tuple[int, int, int], ...]]  # (gpu, ((d, p, k), ...)
 
 
 def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bool:
-    """Concurrency-sized deployments, co-location allowed, power-of-two GPU counts, and no instance type free
-    without limit (a rented price above zero, or a quota); other scenarios keep the aggregated fleet model.
-    Owned units and quotas are supply the master LP prices by its duals (`_Master`)."""
-    return (policy.colocate and all(d.mode == "concurrency" for d in demands)
+    """Concurrency-sized deployments, power-of-two GPU counts, and no instance type free without limit (a rented
+    price above zero, or a quota); other scenarios keep the aggregated fleet model. Owned units and quotas are
+    supply the master LP prices by its duals (`_Master`); without co-location a pattern is one shard
+    (`_Generator.single`)."""
+    return (all(d.mode == "concurrency" for d in demands)
             and all(o.gpu_count & (o.gpu_count - 1) == 0
                     and (o.price_usd_per_hour > 0 or o.max_instances is not None) for o in offers))
 
@@ -303,7 +304,8 @@ def fleet_floor(demands: list[Demand], offers: list[Offer], policy: Policy) -> f
     items = _items(demands, offers)
     if {it.d for its in items.values() for it in its} != {d.index for d in demands}:
         return 0.0  # a deployment fits no offer: the solver says so, with the reason
-    return memory_price_bound(demands, _floor_prices(items, offers), items, whole_replicas=False)
+    return memory_price_bound(demands, _floor_prices(items, offers), items, whole_replicas=False,
+                              whole_gpus=not policy.colocate)
 
 
 def _uniform_tp(demands: list[Demand], members) -> int | None:
@@ -517,6 +519,12 @@ def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float])
     return bound
 
 
+def _single_value(items: list[_Item], mu: dict[int, float], nu: dict[tuple[int, int], float]) -> float:
+    """The most a one-shard pattern over `items` is worth, exactly: (mu_d M + nu_dp) / tp at the most sequences M
+    (the value grows with k, and M fits by construction)."""
+    return max([0.0] + [(mu.get(it.d, 0.0) * it.max_k + nu.get((it.d, it.p), 0.0)) / it.tp for it in items])
+
+
 def _exact_value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float], cost: float,
                        time_limit_s: float, threads: int, seed: int) -> float:
     """An upper bound on any pattern's value over `items` from the exact pricing problem, solved by CP-SAT: one
@@ -608,17 +616,23 @@ def _mir_cut(concurrency: int, max_k: dict[int, int], replicas: dict[int, float]
 
 
 def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], float],
-                       items: dict[str, list[_Item]], whole_replicas: bool = True) -> float:
+                       items: dict[str, list[_Item]], whole_replicas: bool = True, whole_gpus: bool = False) -> float:
     """A bound that needs no LP: a replica of option p holding k <= M sequences fills tp GPUs to (a + k b) / L each,
     and a GPU costs at least gpu_price, so the replica costs at least sigma_p + beta_p k (sigma_p = gpu_price x tp x
     a / L, beta_p = gpu_price x tp x b / L), and every plan at least the sum over deployments of the cheapest whole
     replicas that hold the concurrency (`_cheapest_replicas`), and at least min_replicas one-sequence replicas.
     Whole replicas matter: 50 sequences on 40-sequence replicas pay two copies of the weights, where a price per
     sequence would charge 1.25 (on the benchmark fleets this raises the bound 0.5-1.3%). Without `whole_replicas`,
-    the price per sequence: concurrency x min over options of (sigma_p / M_p + beta_p)."""
+    the price per sequence: concurrency x min over options of (sigma_p / M_p + beta_p). With `whole_gpus` (no
+    co-location: a replica's GPUs hold nothing else) a replica costs its whole GPUs, sigma_p = gpu_price x tp and
+    beta_p = 0, and the bound is each deployment's cheapest replica set, exact but for housing blocks in
+    instances."""
     options: dict[int, list[tuple[int, float, float]]] = defaultdict(list)  # d -> (M, sigma, beta)
     for g, its in items.items():
         for it in its:
+            if whole_gpus:
+                options[it.d].append((it.max_k, gpu_price[g, it.tp] * it.tp, 0.0))
+                continue
             price = gpu_price[g, it.tp] * it.tp / it.limit_bytes
             options[it.d].append((it.max_k, price * it.static_bytes, price * it.kv_bytes))
     total = 0.0
@@ -703,8 +717,11 @@ class _Generator:
     """The master LP with everything pricing needs: items, their sequence steps, the pricing classes."""
 
     def __init__(self, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
-                 incumbent: Plan | None):
+                 incumbent: Plan | None, colocate: bool = True):
         self.demands = demands
+        # Without co-location every GPU holds one shard: a pattern is one shard, and the fullest (k = M) is worth
+        # the most at the same price, so every such pattern is a column from the start and pricing is exact.
+        self.single = not colocate
         self.items = items = _items(demands, offers)
         self.by_key = by_key = {(it.d, it.p): it for its in items.values() for it in its}
         self.master = master = _Master(demands, offers, items, slot_bounds)
@@ -729,6 +746,9 @@ class _Generator:
                     ms = _repair([(it.d, it.p, min(k, it.max_k))], by_key, it.limit_bytes)
                     if ms:
                         master.add(_pattern(it.gpu, ms))
+        if self.single:
+            for it in by_key.values():
+                master.add(_pattern(it.gpu, [(it.d, it.p, it.max_k)]))
         if incumbent is not None:  # and every GPU's content in the incumbent plan
             content: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
             for r in incumbent.replicas:
@@ -756,12 +776,13 @@ class _Generator:
             tps = sorted({it.tp for it in its})
             for t in tps:
                 self.classes.append((g, t, True, [it for it in its if it.tp == t]))
-            for t in tps[1:]:
+            for t in tps[1:] if colocate else []:  # one shard per GPU: every pattern is uniform
                 self.classes.append((g, t, False, [it for it in its if it.tp <= t]))
         self.dominated = _dominated(self.classes, master.gpu_price)
         self.columns_per_class = min(COLUMNS_PER_CLASS_MAX, max(COLUMNS_PER_CLASS_MIN, len(demands) // 10))
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
         self.last_duals: tuple[dict, dict, dict] = ({}, {}, {})  # column generation's last (mu, nu, prices)
+        self.integer_bounds: list[float] = []  # SCIP's proven bounds over every column (one shard per GPU only)
         self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
         for (d, p), it in by_key.items():
             self.max_k[d][p] = it.max_k
@@ -843,6 +864,9 @@ class _Generator:
         for c in which:
             g, t, _, pool = self.classes[c]
             cost = prices[g, t]
+            if self.single:  # every pattern is already a column: the value is exact, nothing to add
+                values[c] = _single_value(pool, mu, nu)
+                continue
             value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
             values[c] = value
             if members:
@@ -879,7 +903,8 @@ class _Generator:
         everything = self.kept
         active = set(everything)
         # The floor only when a bound is wanted: groups of a large fleet (certify_s = 0) discard theirs.
-        best = memory_price_bound(self.demands, self.floor_price, self.items) if certify_s > 0 else 0.0
+        best = (memory_price_bound(self.demands, self.floor_price, self.items, whole_gpus=self.single)
+                if certify_s > 0 else 0.0)
         lp_value, it_no, since_full, full = None, 0, 0, False  # the first columns are far off: price coarsely
         center, center_bound = None, -math.inf  # the row duals with the best bound so far (stabilisation)
         while True:
@@ -941,7 +966,7 @@ class _Generator:
         master."""
         mu, nu, prices = self.last_duals
         out: set[Pattern] = set()
-        for c in self.kept:
+        for c in self.kept if not self.single else []:  # one shard per GPU: every pattern is a column already
             g, t, uniform, items = self.classes[c]
             if not uniform:
                 continue
@@ -1002,7 +1027,7 @@ class _Generator:
         capped = self.master.capped
         values = {}
         for c in self.kept:
-            values[c] = _value_bound(self.classes[c][3], mu, nu)
+            values[c] = (_single_value if self.single else _value_bound)(self.classes[c][3], mu, nu)
         gain = {c: (0, prices[g, t] - values[c]) if g in capped else (1, -values[c] / prices[g, t])
                 for c in self.kept for g, t in [self.classes[c][:2]]}
         refined = 1.0
@@ -1010,6 +1035,8 @@ class _Generator:
             if time.perf_counter() > deadline:
                 break
             g, t, _, pool = self.classes[c]
+            if self.single:  # exact already
+                break
             if g in capped:
                 if values[c] <= prices[g, t]:
                     continue
@@ -1140,9 +1167,9 @@ def _solved(mip) -> bool:
 def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], slot_bounds: dict[str, int],
                    policy: Policy, time_limit_s: float, threads: int, hint: dict[Pattern, int] | None,
                    hint_counts: dict[str, tuple[int, int]] | None = None, keep: set[Pattern] | None = None,
-                   seed_shift: int = 0):
+                   seed_shift: int = 0, bounds: list[float] | None = None):
     """Integer master over the uniform patterns (whole TP blocks; those in `keep`, if given): (blocks chosen as
-    (gpu, members, tp, count), instance counts) or None.
+    (gpu, members, tp, count), instance counts) or None. SCIP's proven bound is appended to `bounds`, if given.
 
     Solved by SCIP (bundled with OR-Tools) rather than CP-SAT: this is a set-covering program whose strength is
     its LP, and LP-based branch-and-cut finds and proves near-LP plans where CP-SAT's search does not (100
@@ -1178,7 +1205,10 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
             variables += more
             values += at
         mip.SetHint(variables, values)
-    if not _solved(mip):
+    solved = _solved(mip)
+    if bounds is not None and math.isfinite(mip.Objective().BestBound()):
+        bounds.append(mip.Objective().BestBound())
+    if not solved:
         return None
     chosen = [(g, members, t, round(b.solution_value())) for g, members, t, b in beta if b.solution_value() > 0.5]
     return chosen, _counts(n, offers)
@@ -1268,10 +1298,14 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         f"{len(gen.master.columns)} columns" + (f", and over all {len(gen.master.columns)} at once"
                                                 if len(pools) > 1 else ""))
     limit_s = INTEGER_SHARE * (deadline - time.perf_counter())
+    # Without co-location every pattern is a column from the start, so SCIP's bound over every column bounds
+    # every plan (its blocks, instances and slot bounds are exact there): kept in gen.integer_bounds.
+    proven = gen.integer_bounds
 
     def master(seed_shift: int, columns: set[Pattern] | None):
         return integer_blocks(gen.master, demands, offers, slot_bounds, policy, limit_s, 1, dived,
-                              fallback[1] if fallback else None, columns, seed_shift)
+                              fallback[1] if fallback else None, columns, seed_shift,
+                              proven if gen.single and columns is None else None)
 
     with ThreadPoolExecutor(len(pools)) as pool:
         results = list(pool.map(master, range(len(pools)), pools))
@@ -1282,7 +1316,7 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         hint, counts = ({(g, members): n for g, members, _, n in best[0]}, best[1]) if best else (dived, None)
         say(f"patterns: integer master over all {len(gen.master.columns)} columns for the {left_s:.1f} s left")
         again = integer_blocks(gen.master, demands, offers, slot_bounds, policy, INTEGER_SHARE * left_s, threads,
-                               hint, counts)
+                               hint, counts, bounds=proven if gen.single else None)
         best = _cheapest([best, again], offers, slot_bounds, policy, threads, say)
     return best if best is not None else fallback  # SCIP may find nothing in a short time
 
@@ -1378,7 +1412,7 @@ def _plan_group(job: tuple[list[int], float, float, int]):
     offers, slot_bounds = shares[i]
     end = min(end, time.perf_counter() + budget_s)
     sub = [demands[d].model_copy(update={"index": j}) for j, d in enumerate(members)]
-    gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members))
+    gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members), policy.colocate)
     _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
                        0.0, threads, policy.seed)
     result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
@@ -1415,9 +1449,11 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     deployments)."""
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
-    groups = _groups(demands, time_limit_s)
+    # Without co-location one integer master over the whole fleet is exact and fast (2,000 deployments, about
+    # 100,000 one-shard columns: proven optimal in 72 s), and groups could only lose.
+    groups = _groups(demands, time_limit_s) if policy.colocate else [[d.index for d in demands]]
     if len(groups) == 1:
-        gen = _Generator(demands, offers, slot_bounds, incumbent)
+        gen = _Generator(demands, offers, slot_bounds, incumbent, policy.colocate)
         bound, lp, converged = gen.run(time.perf_counter() + CG_SHARE * (deadline - time.perf_counter()), say,
                                        CERTIFY_SHARE * time_limit_s, threads, policy.seed)
         if lp is None:
@@ -1426,6 +1462,9 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         plan = _assemble(*result, demands, offers) if result is not None else None
         if plan is not None:
             say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
+        if gen.integer_bounds and max(gen.integer_bounds) > bound:
+            bound = max(gen.integer_bounds)
+            say(f"patterns: the integer master over every column proves ${bound:.2f}/h")
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
     groups_end = started + (HUGE_FLEET_GROUPS_SHARE if len(demands) > HUGE_FLEET else GROUPS_SHARE) * time_limit_s
@@ -1455,7 +1494,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     plan = _assemble(chosen, counts, demands, offers) if counts is not None else None
     if plan is not None:
         say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
-    gen = _Generator(demands, offers, slot_bounds, plan or incumbent)
+    gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)
     for key in columns:
         gen.master.add(key)
     bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s, say, CERTIFY_SHARE * time_limit_s,
