@@ -59,10 +59,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from planner.demands import Demand
+from planner.demands import LOAD_UNITS, Demand, bucket_load
+from planner.greedy import split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import PlacedReplica, Plan, PlannedInstance, instance_price
+from planner.solution import (
+    BucketAssignment,
+    PlacedReplica,
+    Plan,
+    PlannedInstance,
+    instance_price,
+)
 
 UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
 EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this to count as improving
@@ -139,18 +146,18 @@ class _Item:
     kv_bytes: int
     max_k: int
     limit_bytes: int
+    exclusive: bool = False  # a throughput-sized replica: it owns its GPUs (max_k: LOAD_UNITS of capacity)
 
 
 Pattern = tuple[str, tuple[tuple[int, int, int], ...]]  # (gpu, ((d, p, k), ...)) sorted
 
 
 def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bool:
-    """Concurrency-sized deployments, power-of-two GPU counts, and no instance type free without limit (a rented
-    price above zero, or a quota); other scenarios keep the aggregated fleet model. Owned units and quotas are
-    supply the master LP prices by its duals (`_Master`); without co-location a pattern is one shard
-    (`_Generator.single`)."""
-    return (all(d.mode == "concurrency" for d in demands)
-            and all(o.gpu_count & (o.gpu_count - 1) == 0
+    """Power-of-two GPU counts and no instance type free without limit (a rented price above zero, or a quota);
+    other scenarios keep the aggregated fleet model. Owned units and quotas are supply the master LP prices by its
+    duals (`_Master`); without co-location a pattern is one shard (`_Generator.single`); a throughput-sized
+    deployment's replicas own their GPUs (one-shard patterns too) and its buckets are assigned in the master."""
+    return (all(o.gpu_count & (o.gpu_count - 1) == 0
                     and (o.price_usd_per_hour > 0 or o.max_instances is not None) for o in offers))
 
 
@@ -212,8 +219,22 @@ class _Master:
                     if t <= o.gpu_count:
                         self.supply_rows[o.gpu, t].SetCoefficient(y, 1)
                 self.supply.append((o.gpu, top, price / o.gpu_count, o.gpu_count * plan_cap))
-        self.offset = lp.NumVariables()  # pattern columns come after the supply variables
-        self.cov = {d.index: lp.Constraint(d.concurrency, inf) for d in demands}
+        # Throughput-sized deployments (Melange): z[d, b, p] in [0, 1] puts bucket b on option p, one option per
+        # bucket (a row >= 1), and each option's replicas carry LOAD_UNITS of capacity each:
+        #     LOAD_UNITS x replicas of p - sum_b load_bp z_dbp >= 0        (the row `load[d, p]`)
+        self.load: dict[tuple[int, int], object] = {}
+        self.bucket_loads = _fleet_bucket_loads(demands, items)
+        for d, loads in self.bucket_loads.items():
+            for p in {p for by_p in loads.values() for p in by_p}:
+                self.load[d, p] = lp.Constraint(0, inf)
+            for by_p in loads.values():
+                row = lp.Constraint(1, inf)
+                for p, need in by_p.items():
+                    z = lp.NumVar(0, 1, "")
+                    row.SetCoefficient(z, 1)
+                    self.load[d, p].SetCoefficient(z, -need)
+        self.offset = lp.NumVariables()  # pattern columns come after the supply and bucket variables
+        self.cov = {d.index: lp.Constraint(d.concurrency, inf) for d in demands if d.mode == "concurrency"}
         self.rep = {d.index: lp.Constraint(d.min_replicas, inf if d.max_replicas is None else d.max_replicas)
                     for d in demands}
         lp.Objective().SetMinimization()
@@ -239,7 +260,10 @@ class _Master:
             self.lp.Objective().SetCoefficient(lam, self.gpu_price[g, top])
         for d, p, k in members:
             tp = self.demands[d].options[p].tp
-            self.cov[d].SetCoefficient(lam, k / tp)
+            if d in self.cov:
+                self.cov[d].SetCoefficient(lam, k / tp)
+            else:  # throughput-sized: a replica's whole capacity, whatever share of it a plan uses
+                self.load[d, p].SetCoefficient(lam, LOAD_UNITS / tp)
             self.rep[d].SetCoefficient(lam, 1 / tp)
             self.shards[d].append((lam, index, p, tp))
             for row, alpha, _ in self.cuts[d]:
@@ -321,9 +345,30 @@ def _items(demands: list[Demand], offers: list[Offer]) -> dict[str, list[_Item]]
         for pi, p in enumerate(d.options):
             if p.gpu in gpus and any(o.gpu == p.gpu and o.gpu_count >= p.tp and o.max_instances != 0
                                      for o in offers):
-                out[p.gpu].append(_Item(d.index, pi, p.gpu, p.tp, p.static_bytes, p.kv_seq_bytes,
-                                        min(p.max_seqs, d.concurrency), p.limit_bytes))
+                if p.exclusive:  # a whole GPU per rank, LOAD_UNITS of capacity per replica
+                    out[p.gpu].append(_Item(d.index, pi, p.gpu, p.tp, p.limit_bytes, 0, LOAD_UNITS, p.limit_bytes,
+                                            True))
+                else:
+                    out[p.gpu].append(_Item(d.index, pi, p.gpu, p.tp, p.static_bytes, p.kv_seq_bytes,
+                                            min(p.max_seqs, d.concurrency), p.limit_bytes))
     return dict(out)
+
+
+def _bucket_loads(d: Demand, options) -> dict[int, dict[int, int]]:
+    """A throughput-sized deployment's load per bucket b and option p in `options` that serves it:
+    {b: {p: thousandths of a replica}} (Melange's bucket_load, rounded up as in the exact model)."""
+    return {b: {p: bucket_load(bk.requests_per_s, d.options[p].bucket_rps[b]) for p in options
+                if d.options[p].bucket_rps[b] > 0} for b, bk in enumerate(d.buckets)}
+
+
+def _fleet_bucket_loads(demands: list[Demand], items: dict[str, list[_Item]]) -> dict[int, dict[int, dict[int, int]]]:
+    """`_bucket_loads` of every throughput-sized deployment over its options that `items` holds."""
+    options: dict[int, set[int]] = defaultdict(set)
+    for its in items.values():
+        for it in its:
+            if it.exclusive:
+                options[it.d].add(it.p)
+    return {d.index: _bucket_loads(d, sorted(options[d.index])) for d in demands if d.mode == "throughput"}
 
 
 def _steps(it: _Item) -> tuple[np.ndarray, np.ndarray]:
@@ -628,8 +673,12 @@ def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], f
     beta_p = 0, and the bound is each deployment's cheapest replica set, exact but for housing blocks in
     instances."""
     options: dict[int, list[tuple[int, float, float]]] = defaultdict(list)  # d -> (M, sigma, beta)
+    replica_price: dict[int, dict[int, float]] = defaultdict(dict)  # throughput-sized: d -> {p: its whole GPUs}
     for g, its in items.items():
         for it in its:
+            if it.exclusive:
+                replica_price[it.d][it.p] = gpu_price[g, it.tp] * it.tp
+                continue
             if whole_gpus:
                 options[it.d].append((it.max_k, gpu_price[g, it.tp] * it.tp, 0.0))
                 continue
@@ -637,6 +686,13 @@ def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], f
             options[it.d].append((it.max_k, price * it.static_bytes, price * it.kv_bytes))
     total = 0.0
     for d in demands:
+        if d.mode == "throughput":  # each bucket on one option, taking its load's share of a replica's GPUs
+            price = replica_price[d.index]
+            loads = _bucket_loads(d, sorted(price))
+            total += max(d.min_replicas * min(price.values()),
+                         sum(min((need / LOAD_UNITS * price[p] for p, need in by_p.items()), default=0.0)
+                             for by_p in loads.values()))
+            continue
         m, sigma, beta = (np.array(x) for x in zip(*options[d.index]))
         held = (_cheapest_replicas(d.concurrency, m, sigma, beta) if whole_replicas
                 else d.concurrency * float((sigma / m + beta).min()))
@@ -661,7 +717,7 @@ def _cheapest_replicas(concurrency: int, max_k: np.ndarray, sigma: np.ndarray, b
     return float(best)
 
 
-def _dominated(classes, gpu_price: dict[tuple[str, int], float]) -> dict[int, int]:
+def _dominated(classes, gpu_price: dict[tuple[str, int], float], exclusive: set[int] = frozenset()) -> dict[int, int]:
     """Pricing classes that never need pricing: b -> a when every pattern of b is also a pattern of a and a's GPUs
     cost no more, so no pattern of b prices out unless one of a does, and a's pattern value bounds b's.
 
@@ -671,8 +727,10 @@ def _dominated(classes, gpu_price: dict[tuple[str, int], float]) -> dict[int, in
     as much under any duals: a rounding cut's coefficient never falls as an option's M grows.) Classes are compared
     within their TP degree and kind, cheapest first, and only against classes kept, so every b maps to a priced
     class. Classes without a constant price (GPU types with owned units or a quota: not in `gpu_price`) take no
-    part: their price moves with the duals."""
-    order = sorted((c for c in range(len(classes)) if (classes[c][0], classes[c][1]) in gpu_price),
+    part: their price moves with the duals; nor do `exclusive` classes (throughput-sized replicas, worth their
+    option's load dual, which differs from option to option)."""
+    order = sorted((c for c in range(len(classes)) if (classes[c][0], classes[c][1]) in gpu_price
+                    and c not in exclusive),
                    key=lambda c: (classes[c][1], classes[c][2], gpu_price[classes[c][0], classes[c][1]],
                                   classes[c][0]))
     kept: list[int] = []
@@ -722,6 +780,9 @@ class _Generator:
         # Without co-location every GPU holds one shard: a pattern is one shard, and the fullest (k = M) is worth
         # the most at the same price, so every such pattern is a column from the start and pricing is exact.
         self.single = not colocate
+        # ... as every throughput-sized replica's: with only those two kinds, the integer master over every
+        # column is the exact model, and SCIP's bound there bounds every plan.
+        self.complete = self.single or all(d.mode == "throughput" for d in demands)
         self.items = items = _items(demands, offers)
         self.by_key = by_key = {(it.d, it.p): it for its in items.values() for it in its}
         self.master = master = _Master(demands, offers, items, slot_bounds)
@@ -734,7 +795,12 @@ class _Generator:
             for it in its:
                 by_d[it.d].append(it)
         unlimited = {o.gpu for o in offers if o.max_instances is None}
+        for it in by_key.values():  # a throughput-sized replica owns its GPUs: every such pattern, from the start
+            if it.exclusive:
+                master.add(_pattern(it.gpu, [(it.d, it.p, LOAD_UNITS)]))
         for d in demands:
+            if d.mode == "throughput":
+                continue
             ranked = sorted(by_d[d.index], key=lambda it: (self.floor_price[it.gpu, it.tp] * it.tp / it.max_k, it.tp,
                                                             it.gpu))
             seeds = ranked[:SEED_OPTIONS]
@@ -757,7 +823,8 @@ class _Generator:
             for members in content.values():
                 g = demands[members[0][0]].options[members[0][1]].gpu
                 if all(key[:2] in by_key for key in members):
-                    master.add(_pattern(g, members))
+                    master.add(_pattern(g, [(d, p, LOAD_UNITS if by_key[d, p].exclusive else k)
+                                            for d, p, k in members]))
         incumbent_usd_per_hour = incumbent.cost_usd_per_hour({o.id: o for o in offers}) if incumbent else None
         self.gpus_cap = {}  # U_g: GPUs of type g a plan no dearer than the incumbent can pay for (owned ones too)
         for g in items:
@@ -772,25 +839,32 @@ class _Generator:
                                            else 0))
             self.gpus_cap[g] = total
         self.classes = []  # (gpu, tp, uniform, items)
-        for g, its in items.items():
+        self.exclusive: set[int] = set()  # classes of throughput-sized replicas, which own their GPUs
+        for g, everything in items.items():
+            its = [it for it in everything if not it.exclusive]
             tps = sorted({it.tp for it in its})
             for t in tps:
                 self.classes.append((g, t, True, [it for it in its if it.tp == t]))
             for t in tps[1:] if colocate else []:  # one shard per GPU: every pattern is uniform
                 self.classes.append((g, t, False, [it for it in its if it.tp <= t]))
-        self.dominated = _dominated(self.classes, master.gpu_price)
+            for t in sorted({it.tp for it in everything if it.exclusive}):
+                self.exclusive.add(len(self.classes))
+                self.classes.append((g, t, True, [it for it in everything if it.exclusive and it.tp == t]))
+        self.dominated = _dominated(self.classes, master.gpu_price, self.exclusive)
         self.columns_per_class = min(COLUMNS_PER_CLASS_MAX, max(COLUMNS_PER_CLASS_MIN, len(demands) // 10))
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
         self.last_duals: tuple[dict, dict, dict] = ({}, {}, {})  # column generation's last (mu, nu, prices)
-        self.integer_bounds: list[float] = []  # SCIP's proven bounds over every column (one shard per GPU only)
+        self.integer_bounds: list[float] = []  # SCIP's proven bounds over every column (when `complete`)
         self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
         for (d, p), it in by_key.items():
             self.max_k[d][p] = it.max_k
         self.steps = _step_tables(list({(it.d, it.p): it for c in self.kept for it in self.classes[c][3]}.values()))
 
-    def raw_duals(self) -> tuple[dict, dict, dict, dict]:
+    def raw_duals(self) -> tuple[dict, dict, dict, dict, dict]:
         """The LP's row duals with the signs the Lagrangian needs (GLOP's may stray by its tolerance): coverage
-        mu_d >= 0, replicas y_d (>= 0 unless a maximum binds), cuts pi_di >= 0, supply rows pi_gt >= 0."""
+        mu_d >= 0, replicas y_d (>= 0 unless a maximum binds), cuts pi_di >= 0, supply rows pi_gt >= 0, load rows
+        eta_dp >= 0. (The bucket rows' duals are not needed: `duals` keeps those rows in the Lagrangian's
+        subproblem.)"""
         mu = {d: max(0.0, row.dual_value()) for d, row in self.master.cov.items()}
         rep = {}
         for d in self.demands:
@@ -799,20 +873,29 @@ class _Generator:
         pi = {(d, i): max(0.0, row.dual_value()) for d, cuts in self.master.cuts.items()
               for i, (row, _, _) in enumerate(cuts)}
         supply = {key: max(0.0, row.dual_value()) for key, row in self.master.supply_rows.items()}
-        return mu, rep, pi, supply
+        load = {key: max(0.0, row.dual_value()) for key, row in self.master.load.items()}
+        return mu, rep, pi, supply, load
 
     def duals(self, raw=None) -> tuple[dict[int, float], dict[tuple[int, int], float], float,
                                        dict[tuple[str, int], float]]:
         """(mu, nu, duals . rhs, prices) for row duals `raw` (the LP's by default): nu[d, p] is what one replica
         of option p is worth, cuts included; prices[g, t] what a GPU of pricing class (g, t) costs: gpu_price, or
         on a capped GPU type the supply rows' duals up to t. The bound and the pricing both use these, so the
-        bound is valid for any `raw` with the signs of raw_duals."""
-        mu, rep, pi, supply = raw if raw is not None else self.raw_duals()
+        bound is valid for any `raw` with the signs of raw_duals.
+
+        A throughput-sized replica of option p is worth LOAD_UNITS x eta_dp more; its deployment's buckets, whose
+        rows (one option each) stay constraints of the Lagrangian's subproblem, add sum_b min_p load_bp eta_dp."""
+        mu, rep, pi, supply, load = raw if raw is not None else self.raw_duals()
         value = 0.0
         for d in self.demands:
-            value += mu[d.index] * d.concurrency + rep[d.index] * (d.min_replicas if rep[d.index] >= 0
-                                                                   else d.max_replicas)
+            value += mu.get(d.index, 0.0) * d.concurrency + rep[d.index] * (d.min_replicas if rep[d.index] >= 0
+                                                                            else d.max_replicas)
         nu = {(d, p): rep[d] for d, p in self.by_key}
+        for d, loads in self.master.bucket_loads.items():
+            for by_p in loads.values():
+                value += min((need * load.get((d, p), 0.0) for p, need in by_p.items()), default=0.0)
+            for p in {p for by_p in loads.values() for p in by_p}:
+                nu[d, p] += LOAD_UNITS * load.get((d, p), 0.0)
         for d, cuts in self.master.cuts.items():
             for i, (_, alpha, rhs) in enumerate(cuts):
                 weight = pi.get((d, i), 0.0)
@@ -864,7 +947,7 @@ class _Generator:
         for c in which:
             g, t, _, pool = self.classes[c]
             cost = prices[g, t]
-            if self.single:  # every pattern is already a column: the value is exact, nothing to add
+            if self.single or c in self.exclusive:  # every pattern is a column already: exact value, nothing to add
                 values[c] = _single_value(pool, mu, nu)
                 continue
             value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
@@ -968,7 +1051,7 @@ class _Generator:
         out: set[Pattern] = set()
         for c in self.kept if not self.single else []:  # one shard per GPU: every pattern is a column already
             g, t, uniform, items = self.classes[c]
-            if not uniform:
+            if not uniform or c in self.exclusive:
                 continue
             cost = prices[g, t]
             frontier, seen = [frozenset()], set()
@@ -1010,8 +1093,8 @@ class _Generator:
         """Add the most violated rounding cut (_mir_cut) of each deployment whose LP replicas break one; how many."""
         added = 0
         for d, by_option in self.master.replicas().items():
-            if len(self.master.cuts[d]) >= MAX_CUTS_PER_DEPLOYMENT:
-                continue
+            if len(self.master.cuts[d]) >= MAX_CUTS_PER_DEPLOYMENT or d not in self.master.cov:
+                continue  # (throughput-sized deployments hold load, not sequences)
             cut = _mir_cut(self.demands[d].concurrency, self.max_k[d], by_option)
             if cut is not None:
                 self.master.cut(d, *cut)
@@ -1027,7 +1110,8 @@ class _Generator:
         capped = self.master.capped
         values = {}
         for c in self.kept:
-            values[c] = (_single_value if self.single else _value_bound)(self.classes[c][3], mu, nu)
+            values[c] = (_single_value if self.single or c in self.exclusive else _value_bound)(
+                self.classes[c][3], mu, nu)
         gain = {c: (0, prices[g, t] - values[c]) if g in capped else (1, -values[c] / prices[g, t])
                 for c in self.kept for g, t in [self.classes[c][:2]]}
         refined = 1.0
@@ -1037,6 +1121,8 @@ class _Generator:
             g, t, _, pool = self.classes[c]
             if self.single:  # exact already
                 break
+            if c in self.exclusive:
+                continue
             if g in capped:
                 if values[c] <= prices[g, t]:
                     continue
@@ -1178,6 +1264,7 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
     beta = []
     cover: dict[int, list] = defaultdict(list)
     count: dict[int, list] = defaultdict(list)
+    replicas: dict[tuple[int, int], list] = defaultdict(list)
     size: dict[tuple[str, int], list] = defaultdict(list)
     for g, members in master.columns:
         t = _uniform_tp(demands, members)
@@ -1187,19 +1274,36 @@ def integer_blocks(master: _Master, demands: list[Demand], offers: list[Offer], 
             continue
         b = mip.IntVar(0, mip.infinity(), "")
         beta.append((g, members, t, b))
-        for d, _, k in members:
+        for d, p, k in members:
             cover[d].append(k * b)
             count[d].append(b)
+            replicas[d, p].append(b)
         size[g, t].append(t * b)
+    z = {}  # throughput-sized deployments: (d, bucket, option) -> that option serves the bucket
     for d in demands:
-        mip.Add(mip.Sum(cover[d.index]) >= d.concurrency)
         mip.Add(mip.Sum(count[d.index]) >= d.min_replicas)
         if d.max_replicas is not None:
             mip.Add(mip.Sum(count[d.index]) <= d.max_replicas)
+        if d.mode == "concurrency":
+            mip.Add(mip.Sum(cover[d.index]) >= d.concurrency)
+            continue
+        held: dict[int, list] = defaultdict(list)
+        for bucket, by_p in master.bucket_loads[d.index].items():
+            for p, need in by_p.items():
+                z[d.index, bucket, p] = mip.BoolVar("")
+                held[p].append(need * z[d.index, bucket, p])
+            mip.Add(mip.Sum([z[d.index, bucket, p] for p in by_p]) == 1)
+        for p, needs in held.items():
+            mip.Add(mip.Sum(needs) <= LOAD_UNITS * mip.Sum(replicas[d.index, p]))
     n = _fleet(mip, offers, slot_bounds, size)
     if hint:  # with the instance counts too, the hint is a complete solution SCIP need not complete by search
         variables = [b for *_, b in beta]
         values = [float(hint.get((g, members), 0)) for g, members, _, _ in beta]
+        served = _assignments([(g, members, t, hint.get((g, members), 0)) for g, members, t, _ in beta],
+                              demands, master.bucket_loads) if z else {}
+        if served is not None:
+            variables += list(z.values())
+            values += [float(served.get((d, bucket)) == p) for d, bucket, p in z]
         if hint_counts:
             more, at = _hint_fleet(n, offers, hint_counts)
             variables += more
@@ -1231,9 +1335,57 @@ def _price_of(counts: dict[str, tuple[int, int]], offers: list[Offer]) -> float:
                for oid, (own, rent) in counts.items())
 
 
-def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Plan | None:
+def _assignments(chosen, demands: list[Demand], bucket_loads: dict[int, dict[int, dict[int, int]]],
+                 max_nodes: int = 100_000) -> dict[tuple[int, int], int] | None:
+    """Buckets of throughput-sized deployments onto the replicas `chosen` holds ((gpu, members, tp, count)
+    blocks): {(d, bucket): option}, each option's buckets within LOAD_UNITS per replica, or None if none is found
+    (depth-first, heaviest bucket first, within `max_nodes`; the integer master guarantees one exists)."""
+    held: dict[tuple[int, int], int] = defaultdict(int)
+    for _, members, _, n in chosen:
+        for d, p, _ in members:
+            held[d, p] += n
+    out: dict[tuple[int, int], int] = {}
+    nodes = [0]
+    for d, loads in bucket_loads.items():
+        room = {p: LOAD_UNITS * held[d, p] for p in {p for by_p in loads.values() for p in by_p}}
+        order = sorted(loads, key=lambda b: -max(loads[b].values(), default=0))
+        served: dict[int, int] = {}
+        if not _place_buckets(order, loads, room, served, nodes, max_nodes):
+            return None
+        out.update({(d, b): p for b, p in served.items()})
+    return out
+
+
+def _place_buckets(order: list[int], loads: dict[int, dict[int, int]], room: dict[int, int], served: dict[int, int],
+                   nodes: list[int], max_nodes: int) -> bool:
+    """Depth-first: buckets `order` onto options with `room` left (most room after it first); True when all are
+    placed (in `served`), False when none fits or `nodes` passes `max_nodes`."""
+    if len(served) == len(order):
+        return True
+    nodes[0] += 1
+    if nodes[0] > max_nodes:
+        return False
+    b = order[len(served)]
+    for p in sorted(loads[b], key=lambda p: -(room[p] - loads[b][p])):
+        if loads[b][p] <= room[p]:
+            room[p] -= loads[b][p]
+            served[b] = p
+            if _place_buckets(order, loads, room, served, nodes, max_nodes):
+                return True
+            del served[b]
+            room[p] += loads[b][p]
+    return False
+
+
+def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer],
+              bucket_loads: dict[int, dict[int, dict[int, int]]] | None = None) -> Plan | None:
     """Blocks onto instances, largest block first into the largest instance with room (aligned by construction);
-    then sequences beyond each deployment's concurrency are taken back from its fullest replicas."""
+    then sequences beyond each deployment's concurrency are taken back from its fullest replicas. Throughput-sized
+    deployments (`bucket_loads`, as the master has them) get their buckets assigned (`_assignments`) and each
+    replica an even share of its option's load."""
+    served = _assignments(chosen, demands, bucket_loads) if bucket_loads else {}
+    if served is None:
+        return None
     by_id = {o.id: o for o in offers}
     slots = []  # [offer, owned, next free GPU]: the largest instances first, the cheapest (owned) among them
     for oid, (own, rent) in counts.items():
@@ -1256,14 +1408,25 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer]) -> Pla
         excess[d.index] -= d.concurrency
     for r in sorted(replicas, key=lambda r: -r[4]):
         take = min(excess[r[0]], r[4] - 1)
-        if take > 0:
+        if take > 0 and demands[r[0]].mode == "concurrency":
             r[4] -= take
             excess[r[0]] -= take
+    load: dict[tuple[int, int], int] = defaultdict(int)  # throughput-sized: (d, option) -> its buckets' load
+    for (d, b), p in served.items():
+        load[d, p] += bucket_loads[d][b][p]
+    by_option: dict[tuple[int, int], list] = defaultdict(list)
+    for r in replicas:
+        if demands[r[0]].mode == "throughput":
+            by_option[r[0], r[1]].append(r)
+    for (d, p), rs in by_option.items():
+        for r, share in zip(rs, split_concurrency(load[d, p], len(rs))):
+            r[4] = share
     used = sorted({r[2] for r in replicas})
     renumber = {old: new for new, old in enumerate(used)}
     return Plan(instances=[PlannedInstance(offer=slots[i][0].id, owned=slots[i][1]) for i in used],
                 replicas=[PlacedReplica(deployment=d, option=p, instance=renumber[s], first_gpu=f, seqs=k)
-                          for d, p, s, f, k in replicas])
+                          for d, p, s, f, k in replicas],
+                assignments=[BucketAssignment(deployment=d, bucket=b, option=p) for (d, b), p in sorted(served.items())])
 
 
 def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
@@ -1298,14 +1461,15 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         f"{len(gen.master.columns)} columns" + (f", and over all {len(gen.master.columns)} at once"
                                                 if len(pools) > 1 else ""))
     limit_s = INTEGER_SHARE * (deadline - time.perf_counter())
-    # Without co-location every pattern is a column from the start, so SCIP's bound over every column bounds
-    # every plan (its blocks, instances and slot bounds are exact there): kept in gen.integer_bounds.
+    # Without co-location (or with only throughput-sized deployments) every pattern is a column from the start, so
+    # SCIP's bound over every column bounds every plan (its blocks, instances and slot bounds are exact there):
+    # kept in gen.integer_bounds.
     proven = gen.integer_bounds
 
     def master(seed_shift: int, columns: set[Pattern] | None):
         return integer_blocks(gen.master, demands, offers, slot_bounds, policy, limit_s, 1, dived,
                               fallback[1] if fallback else None, columns, seed_shift,
-                              proven if gen.single and columns is None else None)
+                              proven if gen.complete and columns is None else None)
 
     with ThreadPoolExecutor(len(pools)) as pool:
         results = list(pool.map(master, range(len(pools)), pools))
@@ -1316,7 +1480,7 @@ def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, in
         hint, counts = ({(g, members): n for g, members, _, n in best[0]}, best[1]) if best else (dived, None)
         say(f"patterns: integer master over all {len(gen.master.columns)} columns for the {left_s:.1f} s left")
         again = integer_blocks(gen.master, demands, offers, slot_bounds, policy, INTEGER_SHARE * left_s, threads,
-                               hint, counts, bounds=proven if gen.single else None)
+                               hint, counts, bounds=proven if gen.complete else None)
         best = _cheapest([best, again], offers, slot_bounds, policy, threads, say)
     return best if best is not None else fallback  # SCIP may find nothing in a short time
 
@@ -1459,7 +1623,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         if lp is None:
             return PatternResult(None, None, None, False)
         result = _plan_blocks(gen, offers, slot_bounds, policy, deadline, threads, say)
-        plan = _assemble(*result, demands, offers) if result is not None else None
+        plan = _assemble(*result, demands, offers, gen.master.bucket_loads) if result is not None else None
         if plan is not None:
             say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
         if gen.integer_bounds and max(gen.integer_bounds) > bound:
@@ -1491,7 +1655,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     if not solved:
         chosen = None
     counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen is not None else None
-    plan = _assemble(chosen, counts, demands, offers) if counts is not None else None
+    plan = (_assemble(chosen, counts, demands, offers, _fleet_bucket_loads(demands, _items(demands, offers)))
+            if counts is not None else None)
     if plan is not None:
         say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
     gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)

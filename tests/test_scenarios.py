@@ -147,7 +147,7 @@ def test_headroom_fraction_plans_for_growth(run, tmp_path):
 
 @pytest.mark.parametrize("name,forced,label", [
     ("prod.yaml", "EXACT_PLACEMENT_VARIABLES", "column generation + scip (decomposed)"),
-    ("melange-toy.yaml", "EXACT_PLACEMENT_VARIABLES", "cp-sat (decomposed)"),  # throughput mode: no pattern path
+    ("melange-toy.yaml", "EXACT_PLACEMENT_VARIABLES", "column generation + scip (decomposed)"),  # throughput mode
     ("colocate-small.yaml", "EXACT_PLACEMENT_VARIABLES", "greedy (decomposed)"),  # nothing beat first fit
     ("prod.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "column generation + scip (decomposed, then exact)"),
     ("prod-h200.yaml", "EXACT_ALONE_PLACEMENT_VARIABLES", "column generation + scip (decomposed, then exact)"),
