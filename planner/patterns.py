@@ -42,8 +42,13 @@ variables per offer (owned GPUs at the owned price, rented ones up to the quota)
 pricing charges its classes the rows' duals (`_Master`); the integer master and the instance sizing buy owned
 units first and keep every quota, and a large fleet's groups each get their share of both (`_group_offers`).
 
-Applies to concurrency-sized deployments with co-location allowed, power-of-two GPU counts and no offer free
-without limit (`applicable`); other scenarios keep the aggregated fleet model.
+Without co-location a pattern is one shard, and every one is a column from the start; so is every replica of a
+throughput-sized (Melange) deployment, which owns its GPUs, its buckets assigned to options by rows of their own
+(`_Master`: one option per bucket, each option's load within its whole replicas). When the fleet holds nothing
+else the integer master over every column is the exact model, and SCIP's bound there is the fleet's.
+
+Applies to power-of-two GPU counts and no offer free without limit (`applicable`); other scenarios keep the
+aggregated fleet model.
 """
 
 from __future__ import annotations
@@ -222,17 +227,22 @@ class _Master:
         # Throughput-sized deployments (Melange): z[d, b, p] in [0, 1] puts bucket b on option p, one option per
         # bucket (a row >= 1), and each option's replicas carry LOAD_UNITS of capacity each:
         #     LOAD_UNITS x replicas of p - sum_b load_bp z_dbp >= 0        (the row `load[d, p]`)
+        # and, since replicas are whole, replicas of p >= ceil(load_bp / LOAD_UNITS) z_dbp  (the row `whole[d, b, p]`:
+        # a bucket on p alone needs that many; the LP would otherwise hold 2.3 replicas for a load of 2.3)
         self.load: dict[tuple[int, int], object] = {}
+        self.whole: dict[tuple[int, int, int], object] = {}
         self.bucket_loads = _fleet_bucket_loads(demands, items)
         for d, loads in self.bucket_loads.items():
             for p in {p for by_p in loads.values() for p in by_p}:
                 self.load[d, p] = lp.Constraint(0, inf)
-            for by_p in loads.values():
+            for b, by_p in loads.items():
                 row = lp.Constraint(1, inf)
                 for p, need in by_p.items():
                     z = lp.NumVar(0, 1, "")
                     row.SetCoefficient(z, 1)
                     self.load[d, p].SetCoefficient(z, -need)
+                    self.whole[d, b, p] = lp.Constraint(0, inf)
+                    self.whole[d, b, p].SetCoefficient(z, -math.ceil(need / LOAD_UNITS))
         self.offset = lp.NumVariables()  # pattern columns come after the supply and bucket variables
         self.cov = {d.index: lp.Constraint(d.concurrency, inf) for d in demands if d.mode == "concurrency"}
         self.rep = {d.index: lp.Constraint(d.min_replicas, inf if d.max_replicas is None else d.max_replicas)
@@ -264,6 +274,9 @@ class _Master:
                 self.cov[d].SetCoefficient(lam, k / tp)
             else:  # throughput-sized: a replica's whole capacity, whatever share of it a plan uses
                 self.load[d, p].SetCoefficient(lam, LOAD_UNITS / tp)
+                for b in self.bucket_loads[d]:
+                    if (d, b, p) in self.whole:
+                        self.whole[d, b, p].SetCoefficient(lam, 1 / tp)
             self.rep[d].SetCoefficient(lam, 1 / tp)
             self.shards[d].append((lam, index, p, tp))
             for row, alpha, _ in self.cuts[d]:
@@ -863,8 +876,8 @@ class _Generator:
     def raw_duals(self) -> tuple[dict, dict, dict, dict, dict]:
         """The LP's row duals with the signs the Lagrangian needs (GLOP's may stray by its tolerance): coverage
         mu_d >= 0, replicas y_d (>= 0 unless a maximum binds), cuts pi_di >= 0, supply rows pi_gt >= 0, load rows
-        eta_dp >= 0. (The bucket rows' duals are not needed: `duals` keeps those rows in the Lagrangian's
-        subproblem.)"""
+        eta_dp >= 0 and whole-replica rows kappa_dbp >= 0 (both in `load`, keyed (d, p) and (d, b, p)). The bucket
+        rows' duals are not needed: `duals` keeps those rows in the Lagrangian's subproblem."""
         mu = {d: max(0.0, row.dual_value()) for d, row in self.master.cov.items()}
         rep = {}
         for d in self.demands:
@@ -874,6 +887,7 @@ class _Generator:
               for i, (row, _, _) in enumerate(cuts)}
         supply = {key: max(0.0, row.dual_value()) for key, row in self.master.supply_rows.items()}
         load = {key: max(0.0, row.dual_value()) for key, row in self.master.load.items()}
+        load.update({key: max(0.0, row.dual_value()) for key, row in self.master.whole.items()})
         return mu, rep, pi, supply, load
 
     def duals(self, raw=None) -> tuple[dict[int, float], dict[tuple[int, int], float], float,
@@ -883,8 +897,9 @@ class _Generator:
         on a capped GPU type the supply rows' duals up to t. The bound and the pricing both use these, so the
         bound is valid for any `raw` with the signs of raw_duals.
 
-        A throughput-sized replica of option p is worth LOAD_UNITS x eta_dp more; its deployment's buckets, whose
-        rows (one option each) stay constraints of the Lagrangian's subproblem, add sum_b min_p load_bp eta_dp."""
+        A throughput-sized replica of option p is worth LOAD_UNITS x eta_dp + sum_b kappa_dbp more; its
+        deployment's buckets, whose rows (one option each) stay constraints of the Lagrangian's subproblem, add
+        sum_b min_p (load_bp eta_dp + ceil(load_bp / LOAD_UNITS) kappa_dbp)."""
         mu, rep, pi, supply, load = raw if raw is not None else self.raw_duals()
         value = 0.0
         for d in self.demands:
@@ -892,8 +907,11 @@ class _Generator:
                                                                             else d.max_replicas)
         nu = {(d, p): rep[d] for d, p in self.by_key}
         for d, loads in self.master.bucket_loads.items():
-            for by_p in loads.values():
-                value += min((need * load.get((d, p), 0.0) for p, need in by_p.items()), default=0.0)
+            for b, by_p in loads.items():
+                value += min((need * load.get((d, p), 0.0) + math.ceil(need / LOAD_UNITS) * load.get((d, b, p), 0.0)
+                              for p, need in by_p.items()), default=0.0)
+                for p in by_p:
+                    nu[d, p] += load.get((d, b, p), 0.0)
             for p in {p for by_p in loads.values() for p in by_p}:
                 nu[d, p] += LOAD_UNITS * load.get((d, p), 0.0)
         for d, cuts in self.master.cuts.items():

@@ -744,12 +744,12 @@ def test_throughput_sized_deployments_take_the_pattern_path(tmp_path, chat):
 
 
 @pytest.fixture(scope="module")
-def melange_mix_optimum(tmp_path_factory) -> float:
-    """The exact optimum of the Melange toy with a chat deployment beside it."""
+def melange_mix_optimum(tmp_path_factory):
+    """The exact optimum of the Melange toy with a chat deployment beside it: (USD/h, plan)."""
     prep, _ = _melange_mix(tmp_path_factory.mktemp("optimum"), True)
     exact = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=20, threads=1)
     assert exact.status == "optimal"
-    return exact.plan.cost_usd_per_hour({o.id: o for o in prep.offers})
+    return exact.plan.cost_usd_per_hour({o.id: o for o in prep.offers}), exact.plan
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -761,6 +761,7 @@ def test_throughput_bound_holds_at_any_duals(tmp_path_factory, melange_mix_optim
     optimum of the Melange toy with a chat deployment beside it (duals near the LP's, where a wrong term shows).
     """
     import random
+    from collections import defaultdict
 
     from planner import patterns
     from planner.solver import _slot_bounds as solver_slot_bounds
@@ -771,12 +772,26 @@ def test_throughput_bound_holds_at_any_duals(tmp_path_factory, melange_mix_optim
     gen = patterns._Generator(prep.demands, prep.offers,
                               solver_slot_bounds(prep.offers, prep.demands, greedy.cost_usd_per_hour(by_id)), greedy)
     gen.run(time.perf_counter() + 2, lambda _msg: None, 0.0, 1, 0)
-    rng = random.Random(seed)  # each dual: the LP's, scaled by a random factor up to 2 x `scale` (or dropped)
-    raw = tuple({k: v * rng.choice([0.0, 1.0, rng.uniform(0, 2 * scale)]) for k, v in part.items()}
-                for part in gen.raw_duals())
+    # Each dual: 0, the LP's, the LP's times a random factor up to 2 x `scale`, or a random value up to `scale`
+    # times the largest of its kind (1 USD/h where the LP's are all 0: a whole replica's rows often are).
+    rng = random.Random(seed)
+    raw = []
+    for part in gen.raw_duals():
+        top: dict[int, float] = defaultdict(float)
+        for k, v in part.items():
+            top[len(k) if isinstance(k, tuple) else 1] = max(top[len(k) if isinstance(k, tuple) else 1], v)
+        raw.append({k: rng.choice([0.0, v, v * rng.uniform(0, 2 * scale),
+                                   (top[len(k) if isinstance(k, tuple) else 1] or 1.0) * rng.uniform(0, scale)])
+                    for k, v in part.items()})
+    raw = tuple(raw)
     mu, nu, dual_value, prices = gen.duals(raw)
     _, values, _ = gen.price(range(len(gen.classes)), mu, nu, prices, coarse=False)
-    assert gen.bound(dual_value, values, prices) <= melange_mix_optimum + 1e-6
+    assert gen.bound(dual_value, values, prices) <= melange_mix_optimum[0] + 1e-6
+    # Sharper (weak duality, plan by plan): what the optimal plan's replicas are worth at these duals covers the
+    # right-hand sides' share, duals . rhs, as for every plan that meets the rows.
+    plan = melange_mix_optimum[1]
+    assert sum(mu.get(r.deployment, 0.0) * r.seqs + nu[r.deployment, r.option] for r in plan.replicas) >= \
+        dual_value - 1e-6
 
 
 def test_fleet_with_throughput_sized_deployments_takes_the_pattern_path(tmp_path):
