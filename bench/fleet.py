@@ -35,3 +35,27 @@ def synthetic_scenario(n: int, seed: int = 0, time_limit_s: float = 60.0) -> dic
             d["replicas"] = {"min": 2}
         deployments.append(d)
     return {"name": f"synthetic-{n}", "policy": {"time_limit_s": time_limit_s}, "deployments": deployments}
+
+
+# Scenario kinds beyond the default fleet (bench/variants.py): each a change to the synthetic scenario dict.
+def _quota(data: dict[str, Any]) -> None:  # a quota that binds nothing: only the way the solver sees it changes
+    data["gpus"] = {"max_instances": {"aws/p5.48xlarge": 1000}}
+
+
+def _owned(data: dict[str, Any]) -> None:  # four 8 x A100 boxes already bought (their amortised price is charged)
+    data["gpus"] = {"owned": {"onprem/hgx-a100-80gb-8x": 4}}
+
+
+def _no_colocation(data: dict[str, Any]) -> None:  # every GPU holds one replica's shard
+    data["policy"]["colocate"] = False
+
+
+def _load_sized(data: dict[str, Any]) -> None:  # the first five deployments sized by load (Melange-style)
+    for d in data["deployments"][:5]:
+        w = d.pop("workload")
+        d["workload"] = {"buckets": [{"prompt_tokens": w["prompt_tokens"], "output_tokens": w["output_tokens"],
+                                      "share": 1.0}]}
+        d["slo"] = {"requests_per_s": 5}
+
+
+VARIANTS = {"quota": _quota, "owned": _owned, "no-colocation": _no_colocation, "load-sized": _load_sized}

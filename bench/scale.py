@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMITS_S = {5: 10, 20: 10, 100: 10, 500: 60, 2000: 120}  # the targets of issue 6
 
 
-def run_one(n: int, time_limit_s: float, threads: int) -> dict:
-    """Solve one synthetic fleet in this process; returns the measurements."""
+def run_one(n: int, time_limit_s: float, threads: int, variant: str | None = None, aggregated: bool = False) -> dict:
+    """Solve one synthetic fleet in this process (changed by bench.fleet.VARIANTS[variant], if given; with
+    `aggregated`, on the aggregated fleet model the column generation path replaced); returns the measurements."""
     import yaml
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from bench.fleet import synthetic_scenario
+    from bench.fleet import VARIANTS, synthetic_scenario
     from planner.greedy import greedy_plan
     from planner.plan import prepare
     from planner.scenario import parse_scenario
@@ -39,6 +40,12 @@ def run_one(n: int, time_limit_s: float, threads: int) -> dict:
     from validator import check, rules_for_scenario
 
     data = synthetic_scenario(n, time_limit_s=time_limit_s)
+    if variant is not None:
+        VARIANTS[variant](data)
+    if aggregated:
+        from planner import patterns
+
+        patterns.applicable = lambda *_args: False
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"synthetic-{n}.yaml"
         path.write_text(yaml.safe_dump(data))
@@ -80,9 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(ROOT / "bench/out"))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
+    ap.add_argument("--variant", help=argparse.SUPPRESS)  # child process mode (bench.variants)
+    ap.add_argument("--aggregated", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, TIME_LIMITS_S.get(args.one, 60), args.threads)))
+        print(json.dumps(run_one(args.one, TIME_LIMITS_S.get(args.one, 60), args.threads, args.variant,
+                                 args.aggregated)))
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"CP-SAT workers {args.threads}")
