@@ -316,7 +316,9 @@ def to_solution(plan: Plan, demands: list[Demand], offers: list[Offer], scenario
         instances.append(InstanceOut(id=f"i{n + 1}", type=offer.id, gpu=offer.gpu,
                                      price_per_hour=round(instance_price(offer, inst.owned), 6), owned=inst.owned,
                                      gpus=gpus))
-    cost = round(sum(i.price_per_hour for i in instances), 6)
+    # From the exact prices, not the rounded ones shown per instance: amortised on-prem prices carry more than six
+    # decimals, and their rounding errors add up over instances.
+    cost = round(plan.cost_usd_per_hour(by_id), 6)
     deployments = [_deployment_out(d, dep_replicas[d.index], plan) for d in demands]
     gap = None
     if status == "optimal":  # proven: the bound is the cost (the model's thousandths-of-a-dollar rounding aside)

@@ -85,3 +85,12 @@ def test_owned_instances_cost_nothing_and_are_used_first():
 def test_amortised_owned_price_applies():
     sol = solve([demand(0, 0.6)], [offer("box", 1, 4.0, owned=1, owned_price_usd_per_hour=1.5)])
     assert sol["cost"] == 1.5
+
+
+def test_cost_sums_exact_prices_not_the_rounded_ones_shown():
+    """Amortised on-prem prices carry more than six decimals; the plan's cost is their exact sum, rounded once
+    (summing the per-instance prices as shown, each rounded to 1e-6, was 2e-6 off with four boxes here)."""
+    price = 1.23456749
+    sol = solve([demand(i, 0.6) for i in range(4)], [offer("box", 1, 9.0, owned=4, owned_price_usd_per_hour=price)])
+    assert sol["cost"] == round(4 * price, 6)
+    assert all(i["owned"] and i["price_per_hour"] == round(price, 6) for i in sol["instances"])
