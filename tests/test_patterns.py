@@ -819,3 +819,31 @@ def test_fleet_with_throughput_sized_deployments_takes_the_pattern_path(tmp_path
     assert {a["bucket"] for d in sol["deployments"][:3] for a in d["buckets"]} == {0}
     cost = result.plan.cost_usd_per_hour(by_id)
     assert result.bound_usd_per_hour <= cost < greedy.cost_usd_per_hour(by_id)
+
+
+def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
+    """With the RTX A6000 (the cheapest type for this fleet) capped at a few instances, the pattern path's integer
+    master can miss what the aggregated fleet model and a best-fit placement find; with owned units or quotas, on
+    fleets planned whole, that placement is a candidate too. The plan is valid (every quota kept) and no dearer
+    than it or first fit."""
+    import re
+
+    from validator import rules_for_scenario
+
+    from bench.fleet import synthetic_scenario
+
+    data = synthetic_scenario(20, time_limit_s=8)
+    data["gpus"] = {"max_instances": {"lambda/gpu_1x_a6000": 1, "lambda/gpu_2x_a6000": 1, "lambda/gpu_4x_a6000": 1,
+                                      "runpod/1x_RTXA6000": 1, "runpod/8x_RTXA6000": 0}}
+    prep, path = _prepared(data, tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    said: list[str] = []
+    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=8, threads=2, log=said.append)
+    placed = [float(m.group(1)) for line in said
+              if (m := re.match(r"best-fit placement of the fleet model's fleet: \$([\d.]+)/h", line))]
+    assert len(placed) == 1
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
+                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    assert result.plan.cost_usd_per_hour(by_id) <= min(placed[0] + 0.005, greedy.cost_usd_per_hour(by_id))
