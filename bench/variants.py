@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
                    "cost": ours["cost_per_hour"], "bound": ours["bound_per_hour"], "gap": ours["gap"],
                    "solve_s": ours["solve_s"], "peak_rss_mib": ours["peak_rss_mib"],
                    "aggregated cost": old["cost_per_hour"], "aggregated bound": old["bound_per_hour"],
-                   "aggregated gap": old["gap"], "aggregated / ours": round(old["cost_per_hour"] / ours["cost_per_hour"],
-                                                                           3)}
+                   "aggregated gap": old["gap"],
+                   "aggregated / ours": round(old["cost_per_hour"] / ours["cost_per_hour"], 3)}
             rows.append(row)
             print("  ".join(f"{row[c]!s:>16}" for c in cols), flush=True)
     outdir = Path(args.out)

@@ -235,7 +235,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                      started: float, polish: bool = True) -> tuple[Plan | None, str, float | None, str]:
     """(plan, status, bound, engine: what found the plan). The plan is never costlier than `greedy`. Without
     `polish`, the pattern path's plan is returned without neighbourhood search (the caller improves it)."""
-    from planner.patterns import GROUP_WHOLE_MAX, applicable, solve_patterns
+    from planner.patterns import GROUP_WHOLE_MAX, applicable, capped_offer, solve_patterns
     from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
     use_patterns = applicable(demands, offers, policy)
@@ -243,8 +243,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     # fleet and a best-fit placement find (100 bench deployments, the RTX A6000 capped at 19 GPUs: $130.93/h
     # after 20 s of SCIP, first fit $129.48/h, the fleet model's placement $122.23/h): so with owned units or
     # quotas, on fleets the pattern path plans whole, that placement competes.
-    capped = use_patterns and len(demands) <= GROUP_WHOLE_MAX and any(
-        o.owned or o.max_instances is not None for o in offers)
+    capped = use_patterns and len(demands) <= GROUP_WHOLE_MAX and any(capped_offer(o) for o in offers)
     if use_patterns and not capped and sum(len(d.options) for d in demands) > FLEET_MODEL_WITH_PATTERNS_OPTIONS:
         status, bound, counts, reps, assigned = "unknown", None, None, None, None
     else:

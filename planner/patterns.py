@@ -166,7 +166,7 @@ def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bo
                     and (o.price_usd_per_hour > 0 or o.max_instances is not None) for o in offers))
 
 
-def _capped(o: Offer) -> bool:
+def capped_offer(o: Offer) -> bool:
     """An offer whose GPUs the master LP cannot price as a constant: owned units (cheaper, limited) or a quota."""
     return bool(o.owned) or o.max_instances is not None
 
@@ -201,7 +201,7 @@ class _Master:
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         lp, inf = self.lp, self.lp.infinity()
         self.demands = demands
-        self.capped = capped = {o.gpu for o in offers if _capped(o) and o.gpu in items}
+        self.capped = capped = {o.gpu for o in offers if capped_offer(o) and o.gpu in items}
         self.gpu_price = _gpu_prices(items, [o for o in offers if o.gpu not in capped])
         self.sizes = {g: sorted({it.tp for it in its}) for g, its in items.items()}
         self.supply_rows = {(g, t): lp.Constraint(0, inf) for g in sorted(capped) for t in self.sizes[g]}
@@ -730,7 +730,8 @@ def _cheapest_replicas(concurrency: int, max_k: np.ndarray, sigma: np.ndarray, b
     return float(best)
 
 
-def _dominated(classes, gpu_price: dict[tuple[str, int], float], exclusive: set[int] = frozenset()) -> dict[int, int]:
+def _dominated(classes, gpu_price: dict[tuple[str, int], float],
+               exclusive: set[int] = frozenset()) -> dict[int, int]:
     """Pricing classes that never need pricing: b -> a when every pattern of b is also a pattern of a and a's GPUs
     cost no more, so no pattern of b prices out unless one of a does, and a's pattern value bounds b's.
 
@@ -1444,7 +1445,8 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer],
     return Plan(instances=[PlannedInstance(offer=slots[i][0].id, owned=slots[i][1]) for i in used],
                 replicas=[PlacedReplica(deployment=d, option=p, instance=renumber[s], first_gpu=f, seqs=k)
                           for d, p, s, f, k in replicas],
-                assignments=[BucketAssignment(deployment=d, bucket=b, option=p) for (d, b), p in sorted(served.items())])
+                assignments=[BucketAssignment(deployment=d, bucket=b, option=p)
+                             for (d, b), p in sorted(served.items())])
 
 
 def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
@@ -1568,7 +1570,7 @@ def _group_offers(offers: list[Offer], slot_bounds: dict[str, int],
     sizes = [len(m) for m in groups]
     shares: list[tuple[list[Offer], dict[str, int]]] = [([], dict(slot_bounds)) for _ in groups]
     for o in offers:
-        if not _capped(o):
+        if not capped_offer(o):
             for offs, _ in shares:
                 offs.append(o)
             continue

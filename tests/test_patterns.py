@@ -567,7 +567,7 @@ def test_owned_units_and_quotas_keep_the_bound_sound_and_the_plan_valid(inst, gr
     from planner.solver import _slot_bounds as solver_slot_bounds
 
     inst = _colocated(inst)
-    assume(any(patterns._capped(o) for o in inst.offers) and applicable(inst.demands, inst.offers, inst.policy))
+    assume(any(patterns.capped_offer(o) for o in inst.offers) and applicable(inst.demands, inst.offers, inst.policy))
     assume(group_size is None or len(inst.demands) >= 3)
     result, optimum, by_id, _ = _patterns_and_optimum(inst, group_size)
     assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
