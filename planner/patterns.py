@@ -231,14 +231,16 @@ class _Master:
         # a bucket on p alone needs that many; the LP would otherwise hold 2.3 replicas for a load of 2.3)
         self.load: dict[tuple[int, int], object] = {}
         self.whole: dict[tuple[int, int, int], object] = {}
+        self.assign: dict[tuple[int, int], dict[int, object]] = {}  # (d, b) -> {p: z}
         self.bucket_loads = _fleet_bucket_loads(demands, items)
         for d, loads in self.bucket_loads.items():
             for p in {p for by_p in loads.values() for p in by_p}:
                 self.load[d, p] = lp.Constraint(0, inf)
             for b, by_p in loads.items():
                 row = lp.Constraint(1, inf)
+                self.assign[d, b] = {}
                 for p, need in by_p.items():
-                    z = lp.NumVar(0, 1, "")
+                    z = self.assign[d, b][p] = lp.NumVar(0, 1, "")
                     row.SetCoefficient(z, 1)
                     self.load[d, p].SetCoefficient(z, -need)
                     self.whole[d, b, p] = lp.Constraint(0, inf)
@@ -1158,8 +1160,9 @@ class _Generator:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): round up the DIVE_ROUND_FRACTION of the
         block counts closest to their next integer (and any within 0.1 of it), price uniform classes for what is
         left, re-solve; until every count is integral. Past 60% of the time it stops pricing and rounds bigger
-        batches, so it ends in time with a covering. Returns blocks per pattern (None only if the LP fails).
-        Changes the master."""
+        batches, so it ends in time with a covering. A throughput-sized deployment's buckets are first each put
+        wholly on the option holding most of it. Returns blocks per pattern (None only if the LP fails). Changes
+        the master."""
         master, demands = self.master, self.demands
         uniform = [c for c in self.kept if self.classes[c][2]]
         start = time.perf_counter()
@@ -1176,6 +1179,14 @@ class _Generator:
                 mu, nu, _, prices = self.duals()
                 if self.price(uniform, mu, nu, prices, coarse=True)[0]:  # new uniform columns are born free
                     continue
+            # Buckets of throughput-sized deployments split between options: each goes wholly to the option
+            # holding most of it (an integer plan serves a bucket from one option), then blocks are rounded.
+            split = [max(zs.values(), key=lambda z: z.solution_value()) for zs in master.assign.values()
+                     if max(z.solution_value() for z in zs.values()) < 1 - 1e-6]
+            if split:
+                for z in split:
+                    z.SetLb(1.0)
+                continue
             frac = []
             for key, value in zip(master.columns, master.values):
                 if key not in tps:
