@@ -235,7 +235,12 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                      started: float, polish: bool = True) -> tuple[Plan | None, str, float | None, str]:
     """(plan, status, bound, engine: what found the plan). The plan is never costlier than `greedy`. Without
     `polish`, the pattern path's plan is returned without neighbourhood search (the caller improves it)."""
-    from planner.patterns import GROUP_WHOLE_MAX, applicable, capped_offer, solve_patterns
+    from planner.patterns import (
+        GROUP_WHOLE_MAX,
+        applicable,
+        capped_offer,
+        solve_patterns,
+    )
     from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
     use_patterns = applicable(demands, offers, policy)
