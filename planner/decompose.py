@@ -236,7 +236,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     """(plan, status, bound, engine: what found the plan). The plan is never costlier than `greedy`. Without
     `polish`, the pattern path's plan is returned without neighbourhood search (the caller improves it)."""
     from planner.patterns import (
-        HUGE_FLEET,
+        GROUP_WHOLE_MAX,
         applicable,
         capped_offer,
         solve_patterns,
@@ -246,10 +246,9 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     use_patterns = applicable(demands, offers, policy)
     # Where quotas bind, the pattern path's integer master over LP columns can miss what the aggregated model's
     # fleet and a best-fit placement find (100 bench deployments, the RTX A6000 capped at 19 GPUs: $130.93/h
-    # after 20 s of SCIP, first fit $129.48/h, the fleet model's placement $122.23/h; 500: $657.26/h against the
-    # aggregated path's $623.67/h, and $620.37/h with both): so with owned units or quotas that placement
-    # competes, up to HUGE_FLEET deployments (above, the fleet model finds nothing useful in the time).
-    capped = use_patterns and len(demands) <= HUGE_FLEET and any(capped_offer(o) for o in offers)
+    # after 20 s of SCIP, first fit $129.48/h, the fleet model's placement $122.23/h): so with owned units or
+    # quotas, on fleets the pattern path plans whole, that placement competes.
+    capped = use_patterns and len(demands) <= GROUP_WHOLE_MAX and any(capped_offer(o) for o in offers)
     if use_patterns and not capped and sum(len(d.options) for d in demands) > FLEET_MODEL_WITH_PATTERNS_OPTIONS:
         status, bound, counts, reps, assigned = "unknown", None, None, None, None
     else:

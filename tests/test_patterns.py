@@ -821,21 +821,16 @@ def test_fleet_with_throughput_sized_deployments_takes_the_pattern_path(tmp_path
     assert result.bound_usd_per_hour <= cost < greedy.cost_usd_per_hour(by_id)
 
 
-@pytest.mark.parametrize("huge", [None, 10])
-def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path, monkeypatch, huge):
+def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
     """With the RTX A6000 (the cheapest type for this fleet) capped at a few instances, the pattern path's integer
     master can miss what the aggregated fleet model and a best-fit placement find; with owned units or quotas, on
-    fleets of up to 1,000 deployments, that placement is a candidate too. The plan is valid (every quota kept) and no dearer
-    than it or first fit. Above HUGE_FLEET deployments (here lowered to 10) it is not run."""
+    fleets planned whole, that placement is a candidate too. The plan is valid (every quota kept) and no dearer
+    than it or first fit."""
     import re
 
     from validator import rules_for_scenario
 
     from bench.fleet import synthetic_scenario
-    from planner import patterns
-
-    if huge is not None:
-        monkeypatch.setattr(patterns, "HUGE_FLEET", huge)
 
     data = synthetic_scenario(20, time_limit_s=8)
     data["gpus"] = {"max_instances": {"lambda/gpu_1x_a6000": 1, "lambda/gpu_2x_a6000": 1, "lambda/gpu_4x_a6000": 1,
@@ -846,8 +841,7 @@ def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path, monkeyp
     result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=8, threads=2, log=said.append)
     placed = [float(m.group(1)) for line in said
               if (m := re.match(r"best-fit placement of the fleet model's fleet: \$([\d.]+)/h", line))]
-    assert len(placed) == (1 if huge is None else 0)
-    placed = placed or [math.inf]
+    assert len(placed) == 1
     sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
                       result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
     check(sol, rules_for_scenario(path))
