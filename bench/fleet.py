@@ -50,12 +50,17 @@ def _no_colocation(data: dict[str, Any]) -> None:  # every GPU holds one replica
     data["policy"]["colocate"] = False
 
 
-def _load_sized(data: dict[str, Any]) -> None:  # the first five deployments sized by load (Melange-style)
-    for d in data["deployments"][:5]:
+def load_sized(data: dict[str, Any], count: int = 5, requests_per_s: float = 5.0,
+               buckets: tuple[tuple[float, float, float], ...] = ((1.0, 1.0, 1.0),)) -> None:
+    """The first `count` deployments sized by load (Melange-style) at `requests_per_s` each: one bucket per
+    (prompt factor, output factor, share of the requests) in `buckets`, lengths the deployment's own times the
+    factors."""
+    for d in data["deployments"][:count]:
         w = d.pop("workload")
-        d["workload"] = {"buckets": [{"prompt_tokens": w["prompt_tokens"], "output_tokens": w["output_tokens"],
-                                      "share": 1.0}]}
-        d["slo"] = {"requests_per_s": 5}
+        d["workload"] = {"buckets": [{"prompt_tokens": int(w["prompt_tokens"] * fp),
+                                      "output_tokens": int(w["output_tokens"] * fo), "share": share}
+                                     for fp, fo, share in buckets]}
+        d["slo"] = {"requests_per_s": requests_per_s}
 
 
-VARIANTS = {"quota": _quota, "owned": _owned, "no-colocation": _no_colocation, "load-sized": _load_sized}
+VARIANTS = {"quota": _quota, "owned": _owned, "no-colocation": _no_colocation, "load-sized": load_sized}

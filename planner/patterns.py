@@ -327,8 +327,10 @@ def _floor_prices(items: dict[str, list[_Item]], offers: list[Offer]) -> dict[tu
     """The least any GPU of type g in an instance of at least t GPUs can cost per hour: rented, or owned (then at
     the owned price, 0 for cloud capacity already paid for). Bounds built on these hold with owned units."""
     def per_gpu(o: Offer) -> float:
-        rentable = o.max_instances is None or o.max_instances > o.owned
-        return min([o.price_usd_per_hour] * rentable + [o.owned_price_usd_per_hour] * bool(o.owned)) / o.gpu_count
+        prices = [o.owned_price_usd_per_hour] if o.owned else []
+        if o.max_instances is None or o.max_instances > o.owned:  # rentable beyond the owned units
+            prices.append(o.price_usd_per_hour)
+        return min(prices) / o.gpu_count
 
     return {(g, t): min(per_gpu(o) for o in offers if o.gpu == g and o.gpu_count >= t and o.max_instances != 0)
             for g, its in items.items() for t in {it.tp for it in its}}

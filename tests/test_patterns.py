@@ -16,6 +16,7 @@ from validator import check
 from planner.greedy import best_heuristic_plan
 from planner.patterns import applicable, fleet_floor, solve_patterns
 from planner.solution import to_solution
+from planner.solver import _slot_bounds as solver_slot_bounds
 from planner.solver import solve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,6 @@ def _patterns_and_optimum(inst, group_size: int | None = None):
     """The pattern path on a generated instance (in groups of `group_size`, if given) and the exact optimum:
     (result, optimum, offers by id, exact result)."""
     from planner import patterns
-    from planner.solver import _slot_bounds as solver_slot_bounds
 
     greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
     assume(greedy is not None)
@@ -97,6 +97,18 @@ def _prepared(data: dict, directory):
     return prepare(path, parse_scenario(data, str(path))), path
 
 
+def _solve_checked(prep, path, time_limit_s: float, log=None):
+    """Solve a prepared scenario with two threads, render it and pass it through the independent validator:
+    (solve result, solution as JSON)."""
+    from validator import rules_for_scenario
+
+    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=time_limit_s, threads=2, log=log)
+    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
+                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    return result, sol
+
+
 def _twenty(directory):
     """The benchmark's 20-deployment fleet prepared, its first-fit plan and the slot bounds that plan's cost allows:
     (prepared scenario, greedy plan, slot bounds)."""
@@ -110,17 +122,12 @@ def _twenty(directory):
 def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement(tmp_path):
     """20 catalog deployments over every rented instance type: the pattern plan is valid, far cheaper than
     first-fit, and its bound sits within the gap the benchmark reports (planner/patterns.py, bench/scale.py)."""
-    from validator import rules_for_scenario
-
     from bench.fleet import synthetic_scenario
 
     prep, path = _prepared(synthetic_scenario(20, time_limit_s=12), tmp_path)
     by_id = {o.id: o for o in prep.offers}
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=12, threads=2)
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
+    result, _ = _solve_checked(prep, path, 12)
     cost = result.plan.cost_usd_per_hour(by_id)
     assert cost <= greedy.cost_usd_per_hour(by_id) / 1.3
     assert result.bound_usd_per_hour <= cost
@@ -564,7 +571,6 @@ def test_owned_units_and_quotas_keep_the_bound_sound_and_the_plan_valid(inst, gr
     owned prices), smoothed or not, stay under the exact optimum; the plans keep every quota and use owned units
     before renting (the validator), in groups of two too (each group gets its share of every quota)."""
     from planner import patterns
-    from planner.solver import _slot_bounds as solver_slot_bounds
 
     inst = _colocated(inst)
     assume(any(patterns.capped_offer(o) for o in inst.offers) and applicable(inst.demands, inst.offers, inst.policy))
@@ -597,8 +603,6 @@ def test_a_capped_gpu_type_is_priced_by_its_supply_rows(tmp_path):
     data["gpus"] = {"owned": {"onprem/hgx-a100-80gb-8x": 1}}
     prep, _ = _prepared(data, tmp_path)
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    from planner.solver import _slot_bounds as solver_slot_bounds
-
     bounds = solver_slot_bounds(prep.offers, prep.demands, greedy.cost_usd_per_hour({o.id: o for o in prep.offers}))
     gen = patterns._Generator(prep.demands, prep.offers, bounds, greedy)
     assert gen.master.capped == {"a100-sxm-80gb"}
@@ -633,8 +637,6 @@ def test_fleet_with_quotas_and_an_owned_box_takes_the_pattern_path(tmp_path):
     8 x A100 box is owned: still planned by column generation (the aggregated model's plans were 20-30% dearer
     on such fleets), valid (every quota kept, the owned box used before renting its type), and cheaper than
     first fit."""
-    from validator import rules_for_scenario
-
     from bench.fleet import synthetic_scenario
 
     data = synthetic_scenario(20, time_limit_s=12)
@@ -643,11 +645,8 @@ def test_fleet_with_quotas_and_an_owned_box_takes_the_pattern_path(tmp_path):
     prep, path = _prepared(data, tmp_path)
     by_id = {o.id: o for o in prep.offers}
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=12, threads=2)
+    result, _ = _solve_checked(prep, path, 12)
     assert result.solver.startswith("column generation + scip")
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
     cost = result.plan.cost_usd_per_hour(by_id)
     assert result.bound_usd_per_hour <= cost <= greedy.cost_usd_per_hour(by_id) / 1.3
 
@@ -675,18 +674,13 @@ def test_fleet_without_colocation_is_proven_optimal(tmp_path):
     """The 20-deployment benchmark fleet with `colocate: false`: one shard per GPU, planned by column generation
     and proven optimal by the integer master over every one-shard column (the aggregated model left a 29% gap on
     100 such deployments), and valid: no GPU holds two replicas' shards (the validator)."""
-    from validator import rules_for_scenario
-
     from bench.fleet import synthetic_scenario
 
     data = synthetic_scenario(20, time_limit_s=5)
     data["policy"]["colocate"] = False
     prep, path = _prepared(data, tmp_path)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=5, threads=2)
+    result, sol = _solve_checked(prep, path, 5)
     assert result.status == "optimal" and result.solver.startswith("column generation + scip")
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
     assert sol["bound"]["per_hour"] == pytest.approx(sol["cost"]["per_hour"], abs=0.01)
 
 
@@ -719,8 +713,6 @@ def test_throughput_sized_deployments_take_the_pattern_path(tmp_path, chat):
     deployments every pattern is a column, so SCIP's bound over them is exact). With a chat deployment beside it
     the bound stays under the exact optimum and the plan is valid (each bucket once, enough load)."""
     from validator import rules_for_scenario
-
-    from planner.solver import _slot_bounds as solver_slot_bounds
 
     prep, path = _melange_mix(tmp_path, chat)
     by_id = {o.id: o for o in prep.offers}
@@ -764,7 +756,6 @@ def test_throughput_bound_holds_at_any_duals(tmp_path_factory, melange_mix_optim
     from collections import defaultdict
 
     from planner import patterns
-    from planner.solver import _slot_bounds as solver_slot_bounds
 
     prep, _ = _melange_mix(tmp_path_factory.mktemp("mix"), True)
     by_id = {o.id: o for o in prep.offers}
@@ -798,24 +789,15 @@ def test_fleet_with_throughput_sized_deployments_takes_the_pattern_path(tmp_path
     """The 20-deployment benchmark fleet with three deployments sized by load (one bucket each, 2 requests/s):
     planned by column generation, valid (every bucket served once with the load it needs), and cheaper than
     first fit; the aggregated model it used to take left a 46% gap on 100 such deployments."""
-    from validator import rules_for_scenario
-
-    from bench.fleet import synthetic_scenario
+    from bench.fleet import load_sized, synthetic_scenario
 
     data = synthetic_scenario(20, time_limit_s=8)
-    for d in data["deployments"][:3]:
-        w = d.pop("workload")
-        d["workload"] = {"buckets": [{"prompt_tokens": w["prompt_tokens"], "output_tokens": w["output_tokens"],
-                                      "share": 1.0}]}
-        d["slo"] = {"requests_per_s": 2}
+    load_sized(data, count=3, requests_per_s=2)
     prep, path = _prepared(data, tmp_path)
     by_id = {o.id: o for o in prep.offers}
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=8, threads=2)
+    result, sol = _solve_checked(prep, path, 8)
     assert result.solver.startswith("column generation + scip")
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
     assert {a["bucket"] for d in sol["deployments"][:3] for a in d["buckets"]} == {0}
     cost = result.plan.cost_usd_per_hour(by_id)
     assert result.bound_usd_per_hour <= cost < greedy.cost_usd_per_hour(by_id)
@@ -828,8 +810,6 @@ def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
     than it or first fit."""
     import re
 
-    from validator import rules_for_scenario
-
     from bench.fleet import synthetic_scenario
 
     data = synthetic_scenario(20, time_limit_s=8)
@@ -838,13 +818,10 @@ def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
     prep, path = _prepared(data, tmp_path)
     by_id = {o.id: o for o in prep.offers}
     said: list[str] = []
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=8, threads=2, log=said.append)
+    result, _ = _solve_checked(prep, path, 8, log=said.append)
     placed = [float(m.group(1)) for line in said
               if (m := re.match(r"best-fit placement of the fleet model's fleet: \$([\d.]+)/h", line))]
     assert len(placed) == 1
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
     assert result.plan.cost_usd_per_hour(by_id) <= min(placed[0] + 0.005, greedy.cost_usd_per_hour(by_id))
 
@@ -852,15 +829,10 @@ def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
 def _load_sized_fleet(n: int, directory, time_limit_s: float):
     """The benchmark's n-deployment fleet with every deployment sized by load: two buckets each (70% of the
     requests at its lengths, 30% at half the prompt and twice the answer), 1 request/s."""
-    from bench.fleet import synthetic_scenario
+    from bench.fleet import load_sized, synthetic_scenario
 
     data = synthetic_scenario(n, time_limit_s=time_limit_s)
-    for d in data["deployments"]:
-        w = d.pop("workload")
-        d["workload"] = {"buckets": [
-            {"prompt_tokens": w["prompt_tokens"], "output_tokens": w["output_tokens"], "share": 0.7},
-            {"prompt_tokens": w["prompt_tokens"] // 2, "output_tokens": w["output_tokens"] * 2, "share": 0.3}]}
-        d["slo"] = {"requests_per_s": 1}
+    load_sized(data, count=n, requests_per_s=1, buckets=((1.0, 1.0, 0.7), (0.5, 2.0, 0.3)))
     return _prepared(data, directory)
 
 
@@ -869,27 +841,17 @@ def test_the_dive_puts_each_bucket_on_one_option(tmp_path):
     wholly on the option holding most of it, so its blocks admit an assignment and are a complete hint for the
     integer master. 200 deployments sized by load: without this SCIP found $600.91/h from the dive's hint, worse
     than first fit ($438.06/h); with it the plan is $263.16/h, proven optimal, in 20 s."""
-    from validator import rules_for_scenario
-
     prep, path = _load_sized_fleet(200, tmp_path, 20)
     by_id = {o.id: o for o in prep.offers}
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=20, threads=2)
+    result, _ = _solve_checked(prep, path, 20)
     assert result.solver.startswith("column generation + scip")
     assert result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id) / 1.4
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
 
 
 def test_fleet_sized_by_load_is_proven_optimal(tmp_path):
     """Every deployment of a 20-deployment fleet sized by load: every pattern is a column, the integer master over
     them is the exact model, and its plan is proven optimal and valid (every bucket once, on enough replicas)."""
-    from validator import rules_for_scenario
-
     prep, path = _load_sized_fleet(20, tmp_path, 8)
-    result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=8, threads=2)
+    result, _ = _solve_checked(prep, path, 8)
     assert result.status == "optimal" and result.solver.startswith("column generation + scip")
-    sol = to_solution(result.plan, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, result.status,
-                      result.bound_usd_per_hour, result.wall_seconds, result.solver).model_dump(mode="json")
-    check(sol, rules_for_scenario(path))
