@@ -376,7 +376,11 @@ def improve(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Poli
         budget = min(4.0, deadline - time.perf_counter() - 0.5)
         if budget < 0.5:
             break
-        result = exact(sub, sub_offers, {o.id: len(chosen) for o in sub_offers}, policy, current, budget, threads,
+        # Slots: the neighbourhood's size, within what each quota leaves outside it (exact() takes its slot
+        # bounds as given; the offers' max_instances alone would not stop it).
+        slots = {o.id: len(chosen) if o.max_instances is None else min(len(chosen), o.max_instances)
+                 for o in sub_offers}
+        result = exact(sub, sub_offers, slots, policy, current, budget, threads,
                        lambda _msg: None, time.perf_counter(), [])
         if result.plan is None or result.plan.cost_usd_per_hour(by_id) >= before - 1e-9:
             stale += 1

@@ -193,6 +193,30 @@ def test_neighbourhood_search_consolidates_and_keeps_plans_valid():
     check(sol, rules_for_scenario(path))
 
 
+def test_neighbourhood_search_keeps_quotas(tmp_path):
+    """The neighbourhood's exact re-placement may use only what a quota leaves outside it: with the cheap L4
+    instance capped at one, consolidating a spread plan must not put the freed replicas on more of them."""
+    import time
+
+    import yaml
+
+    from planner.decompose import improve
+    from planner.greedy import greedy_plan
+    from planner.plan import prepare
+    from planner.solution import to_solution
+
+    data = yaml.safe_load((ROOT / "scenarios/colocate-small.yaml").read_text())
+    data["gpus"]["max_instances"] = {"aws/g6.xlarge": 1}
+    path = tmp_path / "quota.yaml"
+    path.write_text(yaml.safe_dump(data))
+    prep = prepare(path)
+    spread = greedy_plan(prep.demands, prep.offers, prep.scenario.policy.model_copy(update={"colocate": False}))
+    better = improve(spread, prep.demands, prep.offers, prep.scenario.policy, time.perf_counter() + 20, 1)
+    sol = to_solution(better, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+
+
 def test_same_input_same_output(run):
     """A fixed seed and thread count: solving twice gives the same plan, byte for byte (timing aside)."""
     outs = []
