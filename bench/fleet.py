@@ -42,6 +42,11 @@ def _quota(data: dict[str, Any]) -> None:  # a quota that binds nothing: only th
     data["gpus"] = {"max_instances": {"aws/p5.48xlarge": 1000}}
 
 
+def _binding_quota(data: dict[str, Any]) -> None:  # the RTX A6000, the type these fleets want, capped at 19 GPUs
+    data["gpus"] = {"max_instances": {"lambda/gpu_1x_a6000": 2, "lambda/gpu_2x_a6000": 1, "lambda/gpu_4x_a6000": 1,
+                                      "runpod/1x_RTXA6000": 3, "runpod/8x_RTXA6000": 1}}
+
+
 def _owned(data: dict[str, Any]) -> None:  # four 8 x A100 boxes already bought (their amortised price is charged)
     data["gpus"] = {"owned": {"onprem/hgx-a100-80gb-8x": 4}}
 
@@ -63,4 +68,5 @@ def load_sized(data: dict[str, Any], count: int = 5, requests_per_s: float = 5.0
         d["slo"] = {"requests_per_s": requests_per_s}
 
 
-VARIANTS = {"quota": _quota, "owned": _owned, "no-colocation": _no_colocation, "load-sized": load_sized}
+VARIANTS = {"quota": _quota, "binding-quota": _binding_quota, "owned": _owned, "no-colocation": _no_colocation,
+            "load-sized": load_sized}

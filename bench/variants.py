@@ -1,6 +1,8 @@
-"""Scenario kinds beyond the default fleet: a quota, owned boxes, no co-location, deployments sized by load.
+"""Scenario kinds beyond the default fleet: a quota that binds nothing and one that binds, owned boxes, no
+co-location, deployments sized by load.
 
-    python -m bench.variants [--sizes 100,500] [--variants quota,owned,no-colocation,load-sized] [--out bench/out]
+    python -m bench.variants [--sizes 100,500] [--variants quota,binding-quota,owned,no-colocation,load-sized]
+                             [--out bench/out]
 
 Each synthetic fleet (bench/fleet.py) is changed by one of bench.fleet.VARIANTS and solved twice, each time in a
 fresh process (bench/scale.py's child mode) with the time limit of bench/scale.py: by the column generation path,

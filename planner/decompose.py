@@ -34,8 +34,9 @@ from planner.scenario import Policy
 from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
 from planner.solver import KIB, MILLS_PER_USD
 
-# With the pattern path, the fleet model only adds its integer rounding to the bound; above this many replica
-# options it does not reach a useful bound in a fifth of the time (bench/scale.py), so it is skipped.
+# With the pattern path, the fleet model adds its integer rounding to the bound (and its fleet, placed best-fit, is
+# one more candidate plan); above this many replica options it does not reach a useful bound in a fifth of the time
+# (bench/scale.py), so it is skipped.
 FLEET_MODEL_WITH_PATTERNS_OPTIONS = 2500
 # Share of the time left that the pattern path gets; neighbourhood search polishes its plan in the rest. It found
 # nothing to improve in any benchmark run since the integer master gets near-optimal columns (20 to 2,000
@@ -235,21 +236,11 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                      started: float, polish: bool = True) -> tuple[Plan | None, str, float | None, str]:
     """(plan, status, bound, engine: what found the plan). The plan is never costlier than `greedy`. Without
     `polish`, the pattern path's plan is returned without neighbourhood search (the caller improves it)."""
-    from planner.patterns import (
-        GROUP_WHOLE_MAX,
-        applicable,
-        capped_offer,
-        solve_patterns,
-    )
+    from planner.patterns import applicable, solve_patterns
     from planner.solver import REFINE_PLACEMENT_VARIABLES, exact
 
     use_patterns = applicable(demands, offers, policy)
-    # Where quotas bind, the pattern path's integer master over LP columns can miss what the aggregated model's
-    # fleet and a best-fit placement find (100 bench deployments, the RTX A6000 capped at 19 GPUs: $130.93/h
-    # after 20 s of SCIP, first fit $129.48/h, the fleet model's placement $122.23/h): so with owned units or
-    # quotas, on fleets the pattern path plans whole, that placement competes.
-    capped = use_patterns and len(demands) <= GROUP_WHOLE_MAX and any(capped_offer(o) for o in offers)
-    if use_patterns and not capped and sum(len(d.options) for d in demands) > FLEET_MODEL_WITH_PATTERNS_OPTIONS:
+    if use_patterns and sum(len(d.options) for d in demands) > FLEET_MODEL_WITH_PATTERNS_OPTIONS:
         status, bound, counts, reps, assigned = "unknown", None, None, None, None
     else:
         status, bound, counts, reps, assigned = fleet_model(demands, offers, policy, slot_bounds,
@@ -269,12 +260,14 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             bound = result.bound_usd_per_hour
         if result.plan is not None:
             candidates.append((result.plan, "column generation + scip"))
-        if capped and counts is not None:
+        if counts is not None:  # the fleet model ran for its bound: its fleet, placed best-fit, competes too
             placed = place(demands, offers, policy, counts, reps, assigned)
             if placed is not None:
                 say(f"best-fit placement of the fleet model's fleet: ${placed.cost_usd_per_hour(by_id):.2f}/h")
-                candidates.append((placed, "cp-sat"))
-        counts = None  # the pattern plan replaces the fleet model's placement
+                if result.plan is None or (placed.cost_usd_per_hour(by_id)
+                                           < result.plan.cost_usd_per_hour(by_id) - 1e-6):  # ties: the pattern plan
+                    candidates.append((placed, "cp-sat"))
+        counts = None  # no neighbourhood search from that placement: the pattern plan's is below
         best = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))[0]
         if polish:
             improved = improve(best, demands, offers, policy, started + time_limit_s, threads)

@@ -85,12 +85,47 @@ def _price_per_seq(opt, offers: list[Offer], opened: dict[str, int]) -> float:
     return best
 
 
-def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy) -> Plan | None:
-    """A feasible plan by first-fit decreasing, or None when the heuristic cannot place everything."""
+@dataclass
+class Start:
+    """A partial plan for greedy runs to complete: its instances as boxes, with the room its replicas leave."""
+    boxes: list[_Box]
+    opened: dict[str, int]
+    placed: list[tuple[int, int, int, int, int]]
+    assignments: list[BucketAssignment]
+
+
+def start_from(plan: Plan, demands: list[Demand], offers: list[Offer]) -> Start:
+    """`plan` (over `demands`, whose indices the demands to complete keep) as a greedy start: new replicas may fill
+    the memory its GPUs have left, and its instances count against quotas and owned units."""
+    by_id = {o.id: o for o in offers}
+    limit = {p.gpu: p.limit_bytes for d in demands for p in d.options}  # usable bytes per GPU of each type
+    boxes, opened = [], {}
+    for inst in plan.instances:
+        o = by_id[inst.offer]
+        boxes.append(_Box(offer=o, owned=inst.owned, free=[limit[o.gpu]] * o.gpu_count,
+                          tenants=[set() for _ in range(o.gpu_count)]))
+        opened[o.id] = opened.get(o.id, 0) + 1
+    placed = []
+    for r in plan.replicas:
+        opt = demands[r.deployment].options[r.option]
+        boxes[r.instance].take(r.first_gpu, opt.tp, opt.placed_bytes(r.seqs), r.deployment)
+        placed.append((r.deployment, r.option, r.instance, r.first_gpu, r.seqs))
+    for box in boxes:
+        box.room = max(box.free)
+    return Start(boxes, opened, placed, list(plan.assignments))
+
+
+def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy, start: Start | None = None) -> Plan | None:
+    """A feasible plan by first-fit decreasing, or None when the heuristic cannot place everything. With `start`,
+    its replicas stay and `demands` (what is left to place) go around them."""
     boxes: list[_Box] = []
     opened: dict[str, int] = {}
     placed: list[tuple[int, int, int, int, int]] = []  # (deployment, option, box, first gpu, seqs)
     assignments: list[BucketAssignment] = []
+    if start is not None:
+        boxes = [_Box(offer=b.offer, owned=b.owned, free=list(b.free), tenants=[set(t) for t in b.tenants],
+                      room=b.room) for b in start.boxes]
+        opened, placed, assignments = dict(start.opened), list(start.placed), list(start.assignments)
     order = sorted(demands, key=lambda d: -min((o.static_bytes * o.tp for o in d.options), default=0))
     cache: dict[tuple[str, int, int], float] = {}
     any_owned = any(o.owned for o in offers)
@@ -196,11 +231,13 @@ def _throughput_groups(d: Demand, offers: list[Offer], opened: dict[str, int]):
     return groups
 
 
-def best_heuristic_plan(demands: list[Demand], offers: list[Offer], policy: Policy) -> Plan | None:
-    """The cheapest of the greedy plan over every offer and the greedy plan restricted to each GPU type."""
+def best_heuristic_plan(demands: list[Demand], offers: list[Offer], policy: Policy,
+                        start: Start | None = None) -> Plan | None:
+    """The cheapest of the greedy plan over every offer and the greedy plan restricted to each GPU type (new
+    instances of that type only, around `start` if given)."""
     by_id = {o.id: o for o in offers}
-    plans = [greedy_plan(demands, offers, policy)]
+    plans = [greedy_plan(demands, offers, policy, start)]
     for gpu in sorted({o.gpu for o in offers}):
-        plans.append(greedy_plan(demands, [o for o in offers if o.gpu == gpu], policy))
+        plans.append(greedy_plan(demands, [o for o in offers if o.gpu == gpu], policy, start))
     plans = [p for p in plans if p is not None]
     return min(plans, key=lambda p: p.cost_usd_per_hour(by_id)) if plans else None

@@ -29,13 +29,17 @@ GPUs hold identical shards), solved by SCIP with integer block counts over the c
 near-optimal neighbours (`_Generator.enrich`) and a price-and-dive (`_Generator.dive`); power-of-two blocks packed
 largest first
 into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
+One more candidate: the uniform LP's block counts rounded down, housed, and the rest placed first fit around
+them (`_completed_floor`); it wins where a quota binds the cheap type and the LP spreads the rest thinly over
+large GPUs, which every rounding up pays for in whole GPUs.
 
 Large fleets (more than GROUP_WHOLE_MAX deployments) are planned in groups of 25-100 dealt round-robin by size:
 each group gets its own column generation, dive and integer master (groups run in parallel worker processes when
 there are threads for them), and one instance-sizing program then houses
 every group's blocks together. Small groups converge and solve to near their LP within the time a 2,000-deployment
 fleet allows, where one integer master over the whole fleet does not (bench/scale.py). The bound still comes from
-column generation over the whole fleet, warm-started with every group's columns.
+column generation over the whole fleet, warm-started with every group's columns. A group whose completed floor
+beats its blocks keeps that plan of its own; a group with no plan goes first fit around the others'.
 
 Owned units and quotas: a GPU type with either has no constant price per GPU, so its patterns draw on supply
 variables per offer (owned GPUs at the owned price, rented ones up to the quota) through one row per TP size, and
@@ -65,7 +69,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from planner.demands import LOAD_UNITS, Demand, bucket_load
-from planner.greedy import split_concurrency
+from planner.greedy import best_heuristic_plan, split_concurrency, start_from
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import (
@@ -1462,6 +1466,53 @@ def _assemble(chosen, counts, demands: list[Demand], offers: list[Offer],
                              for (d, b), p in sorted(served.items())])
 
 
+def _completed_floor(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
+                     threads: int) -> Plan | None:
+    """The uniform LP's whole blocks (each block count rounded down) on the cheapest instances that hold them, the
+    sequences they leave then placed first-fit around them (`best_heuristic_plan` from that start). A plan, or None
+    (throughput-sized deployments: their buckets are not split that way).
+
+    Where the LP spreads a few GPUs over many fractional patterns of a large GPU (a quota binds the cheap type and
+    the rest goes to 192 GB MI300X), rounding them up costs a whole large GPU each: 100 bench deployments with the
+    RTX A6000 capped at 19 GPUs, LP $112.09/h, the dive's blocks $152.73/h, SCIP over every column $152.77/h; the
+    LP's floor completed first-fit $121.02/h. Changes the master's LP (only uniform columns left free), as the dive
+    does next."""
+    demands, master = gen.demands, gen.master
+    if any(d.mode != "concurrency" for d in demands):
+        return None
+    for key, var in master.columns.items():
+        if _uniform_tp(demands, key[1]) is None:
+            var.SetUb(0.0)
+    if not master.solve():
+        return None
+    chosen = []
+    covered: dict[int, int] = defaultdict(int)
+    replicas: dict[int, int] = defaultdict(int)
+    for (g, members), value in zip(master.columns, master.values):
+        t = _uniform_tp(demands, members)
+        n = math.floor(value / t + 1e-6) if t is not None else 0
+        if n > 0:
+            chosen.append((g, members, t, n))
+            for d, _, k in members:
+                covered[d] += k * n
+                replicas[d] += n
+    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen else {o.id: (0, 0) for o in offers}
+    base = _assemble(chosen, counts, demands, offers) if counts is not None else None
+    if base is None:
+        return None
+    rest = []
+    for d in demands:
+        need, least = d.concurrency - covered[d.index], max(0, d.min_replicas - replicas[d.index])
+        if need > 0 or least > 0:
+            most = None if d.max_replicas is None else d.max_replicas - replicas[d.index]
+            rest.append(d.model_copy(update={"concurrency": max(0, need), "min_replicas": least,
+                                             "max_replicas": most}))
+    if not rest:
+        return base
+    # The start's instances count against quotas and owned units (greedy's `opened`).
+    return best_heuristic_plan(rest, offers, policy, start_from(base, demands, offers))
+
+
 def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
                  deadline: float, threads: int, say, dive_share: float = DIVE_SHARE):
     """After column generation: the price-and-dive, then the integer master over its columns, hinted with it
@@ -1603,7 +1654,9 @@ _GROUP_FLEET = None
 def _plan_group(job: tuple[list[int], float, float, int]):
     """Group `i` of a large fleet (deployments `members` of _GROUP_FLEET, for `budget_s` but not past `end`): its
     column generation, dive and integer master. Returns (LP value or None, blocks chosen or None, every column),
-    in fleet deployment indices. Runs inline or in a forked worker process, which inherits _GROUP_FLEET."""
+    in fleet deployment indices, and the group's own plan (fleet indices) when its LP's whole blocks completed
+    first fit (`_completed_floor`) cost less than its blocks (which are then empty). Runs inline or in a forked
+    worker process, which inherits _GROUP_FLEET."""
     members, budget_s, end, i = job
     demands, policy, incumbent, threads, shares = _GROUP_FLEET
     offers, slot_bounds = shares[i]
@@ -1612,6 +1665,7 @@ def _plan_group(job: tuple[list[int], float, float, int]):
     gen = _Generator(sub, offers, slot_bounds, _restrict(incumbent, members), policy.colocate)
     _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
                        0.0, threads, policy.seed)
+    completed = _completed_floor(gen, offers, slot_bounds, policy, threads) if lp is not None else None
     result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
               if lp is not None else None)
 
@@ -1619,21 +1673,78 @@ def _plan_group(job: tuple[list[int], float, float, int]):
         return tuple(sorted((members[d], p, k) for d, p, k in ms))
 
     chosen = [(g, fleet(ms), t, n) for g, ms, t, n in result[0]] if result is not None else None
-    return lp, chosen, [(g, fleet(ms)) for g, ms in gen.master.columns]
+    alone = None  # the group's own plan, when its LP's floor completed first fit beats its blocks
+    if completed is not None and (result is None or completed.cost_usd_per_hour({o.id: o for o in offers})
+                                  < _price_of(result[1], offers) - EPS_USD_PER_HOUR):
+        chosen, alone = [], _renumbered(completed, members)
+    return lp, chosen, [(g, fleet(ms)) for g, ms in gen.master.columns], alone
 
 
-def _collect(results, groups: list[list[int]], chosen: list, columns: list, say) -> bool:
-    """Gather the groups' blocks into `chosen` and their columns into `columns`, in group order; False (and stop)
-    at the first group without a plan."""
-    for i, (members, (lp, blocks, cols)) in enumerate(zip(groups, results)):
+def _collect(results, groups: list[list[int]], chosen: list, columns: list, alone: list[Plan], failed: list[int],
+             say) -> None:
+    """Gather the groups' blocks into `chosen`, their columns into `columns`, the plans of groups planned on their
+    own into `alone` and the deployments of groups that found no plan into `failed`, in group order."""
+    for i, (members, (lp, blocks, cols, own)) in enumerate(zip(groups, results)):
         columns += cols
-        if blocks is None:  # no grouped plan; the rest of the time goes to the fleet's bound
-            say(f"patterns: group {i + 1} of {len(groups)} found no plan")
-            return False
+        if blocks is None:  # its share of a quota may leave it nothing to run on: first fit places it at the end
+            say(f"patterns: group {i + 1} of {len(groups)} found no plan; its deployments go first fit around the "
+                f"others' plan")
+            failed += members
+            continue
         chosen += blocks
+        if own is not None:
+            alone.append(own)
         say(f"patterns: group {i + 1} of {len(groups)} ({len(members)} deployments): LP ${lp:.2f}/h, "
-            f"{sum(n for *_, n in blocks)} blocks")
-    return True
+            + (f"{sum(n for *_, n in blocks)} blocks" if own is None else
+               f"its LP's whole blocks completed first fit, {len(own.instances)} instances"))
+
+
+def _renumbered(plan: Plan, members: list[int]) -> Plan:
+    """A group's plan in fleet deployment indices (group deployment j is fleet deployment members[j])."""
+    return Plan(instances=plan.instances,
+                replicas=[r.model_copy(update={"deployment": members[r.deployment]}) for r in plan.replicas],
+                assignments=[a.model_copy(update={"deployment": members[a.deployment]}) for a in plan.assignments])
+
+
+def _merged(plans: list[Plan], offers: list[Offer]) -> Plan:
+    """Plans over disjoint instances as one plan. A plan may rent an instance of a type whose owned units another
+    left unused: such instances become owned ones (the same GPUs, never dearer), so no instance is rented while
+    an owned one sits idle."""
+    instances, replicas, assignments = [], [], []
+    for plan in plans:
+        replicas += [r.model_copy(update={"instance": len(instances) + r.instance}) for r in plan.replicas]
+        instances += plan.instances
+        assignments += plan.assignments
+    owned = {o.id: o.owned if o.owned_price_usd_per_hour < o.price_usd_per_hour else 0 for o in offers}
+    for inst in instances:
+        if inst.owned:
+            owned[inst.offer] -= 1
+    for n, inst in enumerate(instances):
+        if not inst.owned and owned[inst.offer] > 0:
+            owned[inst.offer] -= 1
+            instances[n] = inst.model_copy(update={"owned": True})
+    return Plan(instances=instances, replicas=replicas, assignments=assignments)
+
+
+def _left_over(offers: list[Offer], slot_bounds: dict[str, int],
+               plans: list[Plan]) -> tuple[list[Offer], dict[str, int]]:
+    """Offers and slot bounds less the instances `plans` already use (owned units, quotas)."""
+    own: dict[str, int] = defaultdict(int)
+    rent: dict[str, int] = defaultdict(int)
+    for plan in plans:
+        for inst in plan.instances:
+            (own if inst.owned else rent)[inst.offer] += 1
+    left, bounds = [], dict(slot_bounds)
+    for o in offers:
+        used = own[o.id] + rent[o.id]
+        if not used:
+            left.append(o)
+            continue
+        quota = None if o.max_instances is None else o.max_instances - used
+        if quota is not None:
+            bounds[o.id] = max(0, min(bounds[o.id], quota))
+        left.append(o.model_copy(update={"owned": max(0, o.owned - own[o.id]), "max_instances": quota}))
+    return left, bounds
 
 
 def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
@@ -1655,10 +1766,15 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
                                        CERTIFY_SHARE * time_limit_s, threads, policy.seed)
         if lp is None:
             return PatternResult(None, None, None, False)
+        completed = _completed_floor(gen, offers, slot_bounds, policy, threads)
         result = _plan_blocks(gen, offers, slot_bounds, policy, deadline, threads, say)
         plan = _assemble(*result, demands, offers, gen.master.bucket_loads) if result is not None else None
         if plan is not None:
             say(f"patterns: integer master ${plan.cost_usd_per_hour(by_id):.2f}/h")
+        if completed is not None:
+            say(f"patterns: the LP's whole blocks completed first-fit ${completed.cost_usd_per_hour(by_id):.2f}/h")
+            if plan is None or completed.cost_usd_per_hour(by_id) < plan.cost_usd_per_hour(by_id) - EPS_USD_PER_HOUR:
+                plan = completed
         if gen.integer_bounds and max(gen.integer_bounds) > bound:
             bound = max(gen.integer_bounds)
             say(f"patterns: the integer master over every column proves ${bound:.2f}/h")
@@ -1671,25 +1787,33 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
     global _GROUP_FLEET
     _GROUP_FLEET = (demands, policy, incumbent, max(1, cores // workers), _group_offers(offers, slot_bounds, groups))
-    chosen: list | None = []
+    chosen: list = []
     columns = []
+    alone: list[Plan] = []  # plans of groups planned on their own (their LP's whole blocks completed first fit)
+    failed: list[int] = []  # deployments of groups that found no plan
     try:
         if workers > 1:  # each worker process takes the next group; every group gets the same share of the time
             budget_s = workers * (groups_end - time.perf_counter()) / len(groups)
             say(f"patterns: {len(groups)} groups on {workers} worker processes")
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                solved = _collect(pool.imap(_plan_group, [(m, budget_s, groups_end, i) for i, m in enumerate(groups)]),
-                                  groups, chosen, columns, say)
+                _collect(pool.imap(_plan_group, [(m, budget_s, groups_end, i) for i, m in enumerate(groups)]),
+                         groups, chosen, columns, alone, failed, say)
         else:  # one after another, each with its share of the time left
-            solved = _collect((_plan_group((m, (groups_end - time.perf_counter()) / (len(groups) - i), groups_end, i))
-                               for i, m in enumerate(groups)), groups, chosen, columns, say)
+            _collect((_plan_group((m, (groups_end - time.perf_counter()) / (len(groups) - i), groups_end, i))
+                      for i, m in enumerate(groups)), groups, chosen, columns, alone, failed, say)
     finally:
         _GROUP_FLEET = None
-    if not solved:
-        chosen = None
-    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen is not None else None
-    plan = (_assemble(chosen, counts, demands, offers, _fleet_bucket_loads(demands, _items(demands, offers)))
-            if counts is not None else None)
+    # The other groups' blocks are housed together, in what the groups planned on their own leave; the deployments
+    # of groups without a plan then go first fit around it all.
+    left, left_bounds = _left_over(offers, slot_bounds, alone)
+    counts = _fleet_for(chosen, left, left_bounds, policy, threads)
+    loads = {d: by_b for d, by_b in _fleet_bucket_loads(demands, _items(demands, offers)).items()
+             if d not in set(failed)}
+    plan = _assemble(chosen, counts, demands, left, loads) if counts is not None else None
+    if plan is not None and alone:
+        plan = _merged([plan, *alone], offers)
+    if plan is not None and failed:
+        plan = best_heuristic_plan([demands[d] for d in failed], offers, policy, start_from(plan, demands, offers))
     if plan is not None:
         say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
     gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)

@@ -803,27 +803,148 @@ def test_fleet_with_throughput_sized_deployments_takes_the_pattern_path(tmp_path
     assert result.bound_usd_per_hour <= cost < greedy.cost_usd_per_hour(by_id)
 
 
-def test_binding_quota_lets_the_fleet_models_placement_compete(tmp_path):
-    """With the RTX A6000 (the cheapest type for this fleet) capped at a few instances, the pattern path's integer
-    master can miss what the aggregated fleet model and a best-fit placement find; with owned units or quotas, on
-    fleets planned whole, that placement is a candidate too. The plan is valid (every quota kept) and no dearer
-    than it or first fit."""
-    import re
-
+def _binding_quota(directory):
+    """The benchmark's 20 deployments with the RTX A6000 (the cheapest type for them) capped at 8 GPUs: the LP
+    spreads the rest over fractional patterns of large GPUs. (prepared scenario, its path)."""
     from bench.fleet import synthetic_scenario
 
     data = synthetic_scenario(20, time_limit_s=8)
     data["gpus"] = {"max_instances": {"lambda/gpu_1x_a6000": 1, "lambda/gpu_2x_a6000": 1, "lambda/gpu_4x_a6000": 1,
                                       "runpod/1x_RTXA6000": 1, "runpod/8x_RTXA6000": 0}}
-    prep, path = _prepared(data, tmp_path)
+    return _prepared(data, directory)
+
+
+def test_lp_floor_completed_first_fit_beats_the_dive_under_a_binding_quota(tmp_path):
+    """Where a quota binds, rounding the LP's many small fractional patterns up costs a large GPU each; its whole
+    blocks completed first fit (`_completed_floor`) cost less than the dive's blocks and than first fit, keep every
+    quota and every replica rule (the validator), and cover every deployment."""
+    from validator import rules_for_scenario
+
+    from planner import patterns
+
+    prep, path = _binding_quota(tmp_path)
+    offers, policy = prep.offers, prep.scenario.policy
+    by_id = {o.id: o for o in offers}
+    greedy = best_heuristic_plan(prep.demands, offers, policy)
+    slots = solver_slot_bounds(offers, prep.demands, greedy.cost_usd_per_hour(by_id))
+    gen = patterns._Generator(prep.demands, offers, slots, greedy)
+    gen.run(time.perf_counter() + 4, lambda _msg: None, 0.0, 1, 0)
+    completed = patterns._completed_floor(gen, offers, slots, policy, 1)
+    sol = to_solution(completed, prep.demands, offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    dived = gen.dive(time.perf_counter() + 2)
+    chosen = [(g, ms, patterns._uniform_tp(prep.demands, ms), n) for (g, ms), n in dived.items() if n]
+    dive_cost = patterns._price_of(patterns._fleet_for(chosen, offers, slots, policy, 1), offers)
+    cost = completed.cost_usd_per_hour(by_id)
+    assert cost < min(dive_cost, greedy.cost_usd_per_hour(by_id)) - 1.0, (cost, dive_cost)
+
+
+def test_binding_quota_plan_is_no_dearer_than_the_completed_floor(tmp_path):
+    """End to end under a binding quota: the plan is valid and no dearer than the LP's floor completed first fit
+    (which the solver reports) nor first fit."""
+    import re
+
+    prep, path = _binding_quota(tmp_path)
     by_id = {o.id: o for o in prep.offers}
     said: list[str] = []
     result, _ = _solve_checked(prep, path, 8, log=said.append)
-    placed = [float(m.group(1)) for line in said
-              if (m := re.match(r"best-fit placement of the fleet model's fleet: \$([\d.]+)/h", line))]
-    assert len(placed) == 1
+    completed = [float(m.group(1)) for line in said
+                 if (m := re.match(r"patterns: the LP's whole blocks completed first-fit \$([\d.]+)/h", line))]
+    assert len(completed) == 1
     greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    assert result.plan.cost_usd_per_hour(by_id) <= min(placed[0] + 0.005, greedy.cost_usd_per_hour(by_id))
+    assert result.plan.cost_usd_per_hour(by_id) <= min(completed[0] + 0.005, greedy.cost_usd_per_hour(by_id))
+
+
+def test_groups_planned_on_their_own_merge_into_a_valid_plan(tmp_path, monkeypatch):
+    """A group whose LP floor completed first fit beats its blocks keeps that plan of its own; the other groups'
+    blocks are housed in what those plans leave of every quota and owned unit. Here every second group's integer
+    master finds nothing, so half the groups are planned on their own: the merged plan is valid (quotas, owned units
+    first, coverage) and cheaper than first fit."""
+    from validator import rules_for_scenario
+
+    from planner import patterns
+
+    prep, path = _binding_quota(tmp_path)
+    data = __import__("yaml").safe_load(path.read_text())
+    data["gpus"]["owned"] = {"onprem/hgx-a100-80gb-8x": 1}
+    prep, path = _prepared(data, tmp_path)
+    offers, policy = prep.offers, prep.scenario.policy
+    by_id = {o.id: o for o in offers}
+    greedy = best_heuristic_plan(prep.demands, offers, policy)
+    for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
+        monkeypatch.setattr(patterns, name, 5)
+    calls, plan_blocks = [], patterns._plan_blocks
+
+    def every_second_fails(*args, **kwargs):
+        calls.append(1)
+        return None if len(calls) % 2 == 0 else plan_blocks(*args, **kwargs)
+
+    monkeypatch.setattr(patterns, "_plan_blocks", every_second_fails)
+    said: list[str] = []
+    result = solve_patterns(prep.demands, offers, policy,
+                            solver_slot_bounds(offers, prep.demands, greedy.cost_usd_per_hour(by_id)), greedy, 12, 1,
+                            said.append, time.perf_counter())
+    assert len(calls) == 4
+    assert sum("completed first fit" in line for line in said) >= 2
+    sol = to_solution(result.plan, prep.demands, offers, prep.scenario, prep.catalog.gpus, "feasible",
+                      result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    assert result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id)
+
+
+def test_a_group_without_a_plan_goes_first_fit_around_the_others(tmp_path, monkeypatch):
+    """A group can find no plan (its share of a quota may leave it nothing to run on); its deployments then go
+    first fit around the other groups' plan, which stays: the fleet's plan is valid and cheaper than first fit."""
+    from validator import rules_for_scenario
+
+    from planner import patterns
+
+    prep, path = _binding_quota(tmp_path)
+    offers, policy = prep.offers, prep.scenario.policy
+    by_id = {o.id: o for o in offers}
+    greedy = best_heuristic_plan(prep.demands, offers, policy)
+    for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
+        monkeypatch.setattr(patterns, name, 5)
+    calls, plan_blocks, completed_floor = [], patterns._plan_blocks, patterns._completed_floor
+
+    def third_fails(*args, **kwargs):  # the third group finds no plan of either kind
+        calls.append(1)
+        return None if len(calls) == 3 else plan_blocks(*args, **kwargs)
+
+    monkeypatch.setattr(patterns, "_plan_blocks", third_fails)
+    monkeypatch.setattr(patterns, "_completed_floor", lambda *a: None if len(calls) == 2 else completed_floor(*a))
+    said: list[str] = []
+    result = solve_patterns(prep.demands, offers, policy,
+                            solver_slot_bounds(offers, prep.demands, greedy.cost_usd_per_hour(by_id)), greedy, 12, 1,
+                            said.append, time.perf_counter())
+    assert any("group 3 of 4 found no plan" in line for line in said)
+    sol = to_solution(result.plan, prep.demands, offers, prep.scenario, prep.catalog.gpus, "feasible",
+                      result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+    assert result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id)
+
+
+def test_group_plans_merged_rent_nothing_while_owned_units_idle():
+    """Groups planned on their own each rent what their share allows; merged, instances of a type with idle owned
+    units become owned ones (never dearer), and the housing of the other groups gets the quotas they leave."""
+    from planner import patterns
+    from planner.offers import Offer
+    from planner.solution import Plan, PlannedInstance
+
+    box = Offer(id="onprem/box", gpu="a100-sxm-80gb", gpu_count=8, nvlink=True, price_usd_per_hour=16.0, owned=2,
+                owned_price_usd_per_hour=4.0, max_instances=3)
+    cloud = Offer(id="cloud/box", gpu="a100-sxm-80gb", gpu_count=8, nvlink=True, price_usd_per_hour=15.0)
+    one = Plan(instances=[PlannedInstance(offer="onprem/box", owned=False)], replicas=[])
+    two = Plan(instances=[PlannedInstance(offer="onprem/box", owned=True),
+                          PlannedInstance(offer="onprem/box", owned=False), PlannedInstance(offer="cloud/box",
+                                                                                              owned=False)],
+               replicas=[])
+    merged = patterns._merged([one, two], [box, cloud])
+    assert [i.owned for i in merged.instances] == [True, True, False, False]
+    left, bounds = patterns._left_over([box, cloud], {"onprem/box": 3, "cloud/box": 9}, [one])
+    assert (left[0].owned, left[0].max_instances, bounds["onprem/box"]) == (2, 2, 2)
+    assert left[1] == cloud and bounds["cloud/box"] == 9
 
 
 def _load_sized_fleet(n: int, directory, time_limit_s: float):

@@ -193,6 +193,26 @@ def test_neighbourhood_search_consolidates_and_keeps_plans_valid():
     check(sol, rules_for_scenario(path))
 
 
+def test_greedy_completes_a_partial_plan_around_its_replicas():
+    """First fit from a start plan (`planner.greedy.start_from`): the start's replicas stay where they are, the
+    rest fill the room its GPUs have left before new instances open, and the whole is a valid plan."""
+    from planner.greedy import greedy_plan, start_from
+    from planner.plan import prepare
+    from planner.solution import to_solution
+
+    path = ROOT / "scenarios/colocate-small.yaml"
+    prep = prepare(path)
+    policy = prep.scenario.policy
+    first = greedy_plan(prep.demands[:2], prep.offers, policy)
+    whole = greedy_plan(prep.demands[2:], prep.offers, policy, start_from(first, prep.demands, prep.offers))
+    assert whole.replicas[:len(first.replicas)] == first.replicas
+    assert whole.instances[:len(first.instances)] == first.instances
+    assert any(r.instance < len(first.instances) for r in whole.replicas[len(first.replicas):])
+    sol = to_solution(whole, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+
+
 def test_neighbourhood_search_keeps_quotas(tmp_path):
     """The neighbourhood's exact re-placement may use only what a quota leaves outside it: with the cheap L4
     instance capped at one, consolidating a spread plan must not put the freed replicas on more of them."""
