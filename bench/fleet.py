@@ -47,6 +47,11 @@ def _binding_quota(data: dict[str, Any]) -> None:  # the RTX A6000, the type the
                                       "runpod/1x_RTXA6000": 3, "runpod/8x_RTXA6000": 1}}
 
 
+def _six_gpu_box(data: dict[str, Any]) -> None:  # a 6 x RTX A6000 box below the cloud's price per GPU
+    data["gpus"] = {"custom_instances": [{"name": "onprem/6x-rtx-a6000", "gpu": "rtx-a6000-48gb", "count": 6,
+                                          "nvlink": False, "price_usd_per_hour": 2.7}]}
+
+
 def _owned(data: dict[str, Any]) -> None:  # four 8 x A100 boxes already bought (their amortised price is charged)
     data["gpus"] = {"owned": {"onprem/hgx-a100-80gb-8x": 4}}
 
@@ -69,4 +74,4 @@ def load_sized(data: dict[str, Any], count: int = 5, requests_per_s: float = 5.0
 
 
 VARIANTS = {"quota": _quota, "binding-quota": _binding_quota, "owned": _owned, "no-colocation": _no_colocation,
-            "load-sized": load_sized}
+            "load-sized": load_sized, "six-gpu-box": _six_gpu_box}

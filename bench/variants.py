@@ -1,7 +1,8 @@
 """Scenario kinds beyond the default fleet: a quota that binds nothing and one that binds, owned boxes, no
-co-location, deployments sized by load.
+co-location, deployments sized by load, a custom box of six GPUs.
 
-    python -m bench.variants [--sizes 100,500] [--variants quota,binding-quota,owned,no-colocation,load-sized]
+    python -m bench.variants [--sizes 100,500]
+                             [--variants quota,binding-quota,owned,no-colocation,load-sized,six-gpu-box]
                              [--out bench/out]
 
 Each synthetic fleet (bench/fleet.py) is changed by one of bench.fleet.VARIANTS and solved twice, each time in a

@@ -28,7 +28,7 @@ Plan: the integer master over the *uniform* patterns found (every shard of the s
 GPUs hold identical shards), solved by SCIP with integer block counts over the columns of column generation, their
 near-optimal neighbours (`_Generator.enrich`) and a price-and-dive (`_Generator.dive`); power-of-two blocks packed
 largest first
-into power-of-two instances never fragment, so block supply per size class is exactly what the instances hold.
+into instances never fragment, so block supply per size class is exactly what the instances hold (`_fleet`).
 One more candidate: the uniform LP's block counts rounded down, housed, and the rest placed first fit around
 them (`_completed_floor`); it wins where a quota binds the cheap type and the LP spreads the rest thinly over
 large GPUs, which every rounding up pays for in whole GPUs.
@@ -51,7 +51,7 @@ throughput-sized (Melange) deployment, which owns its GPUs, its buckets assigned
 (`_Master`: one option per bucket, each option's load within its whole replicas). When the fleet holds nothing
 else the integer master over every column is the exact model, and SCIP's bound there is the fleet's.
 
-Applies to power-of-two GPU counts and no offer free without limit (`applicable`); other scenarios keep the
+Applies to power-of-two TP degrees and no offer free without limit (`applicable`); other scenarios keep the
 aggregated fleet model.
 """
 
@@ -162,12 +162,14 @@ Pattern = tuple[str, tuple[tuple[int, int, int], ...]]  # (gpu, ((d, p, k), ...)
 
 
 def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bool:
-    """Power-of-two GPU counts and no instance type free without limit (a rented price above zero, or a quota);
-    other scenarios keep the aggregated fleet model. Owned units and quotas are supply the master LP prices by its
-    duals (`_Master`); without co-location a pattern is one shard (`_Generator.single`); a throughput-sized
-    deployment's replicas own their GPUs (one-shard patterns too) and its buckets are assigned in the master."""
-    return (all(o.gpu_count & (o.gpu_count - 1) == 0
-                    and (o.price_usd_per_hour > 0 or o.max_instances is not None) for o in offers))
+    """Power-of-two TP degrees and no instance type free without limit (a rented price above zero, or a quota);
+    other scenarios keep the aggregated fleet model. Any GPU count per instance: a box of G GPUs holds aligned
+    blocks of t GPUs on its first (G // t) x t (`_fleet`), and the master LP prices its GPUs at price / G, a
+    relaxation. Owned units and quotas are supply the master LP prices by its duals (`_Master`); without
+    co-location a pattern is one shard (`_Generator.single`); a throughput-sized deployment's replicas own their
+    GPUs (one-shard patterns too) and its buckets are assigned in the master."""
+    return (all(p.tp & (p.tp - 1) == 0 for d in demands for p in d.options)
+            and all(o.price_usd_per_hour > 0 or o.max_instances is not None for o in offers))
 
 
 def capped_offer(o: Offer) -> bool:
@@ -1219,8 +1221,10 @@ class _Generator:
 def _fleet(mip, offers: list[Offer], slot_bounds: dict[str, int], size: dict[tuple[str, int], list]) -> dict:
     """Instance counts per offer, (owned, rented) variables of `mip` (its objective their price; owned units first,
     rented only once every owned unit is in use, as in the exact model), whose GPUs hold every block: `size[g, t]`
-    lists the GPUs in blocks of t GPUs of type g (expressions or numbers). Blocks of t GPUs or more only fit
-    instances of at least t GPUs; power-of-two blocks packed largest first never fragment, so that is enough.
+    lists the GPUs in blocks of t GPUs of type g (expressions or numbers). An instance of G GPUs holds aligned
+    blocks of t or more on its first (G // t) x t GPUs (all G when G is a power of two >= t). Power-of-two blocks
+    packed largest first never fragment: each instance's used GPUs end on a multiple of every smaller block size,
+    so the blocks of size t find exactly (G // t) x t less the larger blocks' GPUs; these rows are then enough.
     Returns {offer id: (owned, rented, all owned in use)}, the last two None where the offer has no owned units."""
     n = {}
     for o in offers:
@@ -1234,15 +1238,15 @@ def _fleet(mip, offers: list[Offer], slot_bounds: dict[str, int], size: dict[tup
             mip.Add(rent <= (cap - o.owned) * full)
         n[o.id] = (own, rent, full)
 
-    def gpus(o: Offer):
+    def gpus(o: Offer, t: int):  # GPUs of offer o that blocks of t GPUs or more can use
         own, rent, _ = n[o.id]
-        return o.gpu_count * (rent if own is None else own + rent)
+        return (o.gpu_count // t) * t * (rent if own is None else own + rent)
 
     for g in {g for g, _ in size}:
         sizes = sorted({t for gg, t in size if gg == g})
         for t in sizes:
             need = [x for tt in sizes if tt >= t for x in size[g, tt]]
-            mip.Add(mip.Sum(need) <= mip.Sum([gpus(o) for o in offers if o.gpu == g and o.gpu_count >= t]))
+            mip.Add(mip.Sum(need) <= mip.Sum([gpus(o, t) for o in offers if o.gpu == g and o.gpu_count >= t]))
     mip.Minimize(mip.Sum([o.price_usd_per_hour * n[o.id][1] for o in offers]
                          + [o.owned_price_usd_per_hour * n[o.id][0] for o in offers if o.owned]))
     return n

@@ -56,7 +56,10 @@ SPEC = ModelSpec(id="synthetic", source="explicit", explicit=ExplicitModel(param
 
 
 @st.composite
-def instances(draw, max_deployments: int = 2, max_concurrency: int = 3) -> Instance:
+def instances(draw, max_deployments: int = 2, max_concurrency: int = 3,
+              gpu_counts: tuple[int, ...] = (1, 2)) -> Instance:
+    """A small random scenario: two GPU types, up to three offers of `gpu_counts` GPUs (quotas and owned units
+    drawn), up to `max_deployments` deployments with TP-1 and TP-2 options."""
     gpu_mib = {"ga": draw(st.sampled_from([4096, 8192])), "gb": draw(st.sampled_from([8192, 16384]))}
     gpus = {g: Gpu(id=g, name=g, vendor="synthetic", memory_mib=m, memory_bandwidth_gb_per_s=1.0, source="test")
             for g, m in gpu_mib.items()}
@@ -65,7 +68,7 @@ def instances(draw, max_deployments: int = 2, max_concurrency: int = 3) -> Insta
     offers = []
     for k in range(draw(st.integers(1, 3))):
         gpu = draw(st.sampled_from(["ga", "gb"]))
-        offers.append(Offer(id=f"cloud/o{k}", gpu=gpu, gpu_count=draw(st.sampled_from([1, 2])), nvlink=True,
+        offers.append(Offer(id=f"cloud/o{k}", gpu=gpu, gpu_count=draw(st.sampled_from(gpu_counts)), nvlink=True,
                             price_usd_per_hour=float(draw(st.integers(1, 12))),
                             owned=draw(st.sampled_from([0, 0, 1])),
                             max_instances=draw(st.sampled_from([None, None, 2, 3]))))

@@ -592,6 +592,60 @@ def test_owned_units_and_quotas_keep_the_bound_sound_and_the_plan_valid(inst, gr
     assert bound <= optimum + 1e-6
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_deployments=3, max_concurrency=6, gpu_counts=(1, 3)), st.booleans())
+def test_odd_gpu_counts_keep_the_bound_sound_and_the_plan_valid(inst, capped):
+    """Instances of 3 GPUs hold one aligned TP-2 block (GPUs 0-1) and a third GPU for TP-1 shards: the pattern path
+    takes them (`_fleet` counts (G // t) x t GPUs for blocks of t or more), its bound stays under the exact
+    optimum and its plans pass the validator, with owned units and quotas as drawn or without."""
+    inst = _colocated(inst) if capped else _rented(inst)
+    assume(any(o.gpu_count == 3 for o in inst.offers))
+    assert applicable(inst.demands, inst.offers, inst.policy)  # every drawn price is above zero
+    result, optimum, by_id, _ = _patterns_and_optimum(inst)
+    assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
+    if result.plan is not None:  # None when no integer plan over whole uniform blocks fits the slot bounds
+        _check_plan(result, inst, by_id, optimum)
+
+
+def test_blocks_fill_a_six_gpu_box_as_its_aligned_slots_allow():
+    """A 6-GPU instance holds one 4-GPU block and one 2-GPU block (GPUs 0-3 and 4-5), never two 4-GPU blocks:
+    the instance sizing buys three boxes for three 4-GPU blocks (not two, as 12 GPUs would suggest), one for a 4-
+    and a 2-GPU block, and the blocks are placed aligned."""
+    from types import SimpleNamespace
+
+    from planner import patterns
+    from planner.offers import Offer
+    from planner.scenario import Policy
+
+    box = Offer(id="onprem/6x", gpu="a100-sxm-80gb", gpu_count=6, nvlink=True, price_usd_per_hour=6.0)
+    demands = [SimpleNamespace(index=i, concurrency=1, mode="concurrency") for i in range(3)]  # what _assemble reads
+    four = ("a100-sxm-80gb", ((0, 0, 1),), 4)
+    two = ("a100-sxm-80gb", ((2, 0, 1),), 2)
+    for blocks, boxes in (([four + (3,)], 3), ([four + (1,), two + (1,)], 1), ([four + (1,), two + (2,)], 2)):
+        counts = patterns._fleet_for([(g, ms, t, n) for g, ms, t, n in blocks], [box], {"onprem/6x": 9},
+                                     Policy(), 1)
+        assert counts == {"onprem/6x": (0, boxes)}
+        plan = patterns._assemble(blocks, counts, demands, [box])
+        assert plan is not None and len(plan.instances) == boxes
+        assert all(r.first_gpu % t == 0 for r in plan.replicas for t in [4 if r.deployment == 0 else 2])
+
+
+def test_fleet_with_a_six_gpu_box_takes_the_pattern_path(tmp_path):
+    """The 20-deployment fleet with a custom 6 x RTX A6000 box (bench.fleet's `six-gpu-box`), which sent a scenario
+    to the aggregated model until the eighth session: column generation plans it, validly, below first fit."""
+    from bench.fleet import VARIANTS, synthetic_scenario
+
+    data = synthetic_scenario(20, time_limit_s=8)
+    VARIANTS["six-gpu-box"](data)
+    prep, path = _prepared(data, tmp_path)
+    assert any(o.gpu_count == 6 for o in prep.offers) and applicable(prep.demands, prep.offers, prep.scenario.policy)
+    result, _ = _solve_checked(prep, path, 8)
+    assert result.solver.startswith("column generation + scip")
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    by_id = {o.id: o for o in prep.offers}
+    assert result.bound_usd_per_hour <= result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id)
+
+
 def test_a_capped_gpu_type_is_priced_by_its_supply_rows(tmp_path):
     """The 20-deployment fleet with one owned 8 x A100 box: the A100's classes draw on supply (an owned variable
     at the amortised price and rented ones), their price is the supply rows' duals, and every other type keeps
