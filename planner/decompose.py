@@ -267,7 +267,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                 if result.plan is None or (placed.cost_usd_per_hour(by_id)
                                            < result.plan.cost_usd_per_hour(by_id) - 1e-6):  # ties: the pattern plan
                     candidates.append((placed, "cp-sat"))
-        counts = None  # no neighbourhood search from that placement: the pattern plan's is below
+        counts = None  # skips the aggregated path's placement and search below: the candidates above cover it
         best = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))[0]
         if polish:
             improved = improve(best, demands, offers, policy, started + time_limit_s, threads)

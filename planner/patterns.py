@@ -1811,8 +1811,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     # of groups without a plan then go first fit around it all.
     left, left_bounds = _left_over(offers, slot_bounds, alone)
     counts = _fleet_for(chosen, left, left_bounds, policy, threads)
-    loads = {d: by_b for d, by_b in _fleet_bucket_loads(demands, _items(demands, offers)).items()
-             if d not in set(failed)}
+    unplanned = set(failed)
+    loads = {d: by_b for d, by_b in _fleet_bucket_loads(demands, _items(demands, offers)).items() if d not in unplanned}
     plan = _assemble(chosen, counts, demands, left, loads) if counts is not None else None
     if plan is not None and alone:
         plan = _merged([plan, *alone], offers)
