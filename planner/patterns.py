@@ -177,6 +177,16 @@ def capped_offer(o: Offer) -> bool:
     return bool(o.owned) or o.max_instances is not None
 
 
+def _may_bind(o: Offer, slot_bounds: dict[str, int]) -> bool:
+    """Whether the master LP models the offer's supply (`_Master`): owned units always (pricing them at the rented
+    price would overstate what a plan pays); a quota only where it is the offer's tightest slot bound. A quota above
+    the others (`max_instances: 1000` on a type no plan near the incumbent can afford 1,000 of) binds no plan the
+    bound must cover, and the LP without it is a relaxation all the same; left out, the type keeps a constant
+    price and stays in Farley's scaling (100 bench deployments with such a quota: bound $86.97/h instead of
+    $86.58/h, as without the quota)."""
+    return bool(o.owned) or (o.max_instances is not None and slot_bounds[o.id] >= o.max_instances)
+
+
 @dataclass
 class PatternResult:
     bound_usd_per_hour: float | None
@@ -191,8 +201,9 @@ class _Master:
     per GPU of such an instance: pricing patterns directly (no instance variables) keeps the LP a relaxation and
     its duals free of the degeneracy that empty instance-supply rows bring.
 
-    A GPU type with owned units or a quota (`capped`) has no such constant price: its owned GPUs are cheaper but
-    few, a quota caps its cheapest offer. Its patterns cost nothing in the objective and draw on *supply* instead:
+    A GPU type with owned units or a quota that may bind (`capped`, `_may_bind`) has no such constant price: its
+    owned GPUs are cheaper but few, a quota caps its cheapest offer. Its patterns cost nothing in the objective and
+    draw on *supply* instead:
     per offer o of the type, y_own (at most G_o x owned, at the owned price per GPU) and y_rent (at most
     G_o x (quota - owned), at the price per GPU), and per TP size t of the type a row
         sum of y over offers with G_o >= t  >=  sum of lambda over the type's patterns with a shard of TP >= t
@@ -207,7 +218,7 @@ class _Master:
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         lp, inf = self.lp, self.lp.infinity()
         self.demands = demands
-        self.capped = capped = {o.gpu for o in offers if capped_offer(o) and o.gpu in items}
+        self.capped = capped = {o.gpu for o in offers if _may_bind(o, slot_bounds) and o.gpu in items}
         self.gpu_price = _gpu_prices(items, [o for o in offers if o.gpu not in capped])
         self.sizes = {g: sorted({it.tp for it in its}) for g, its in items.items()}
         self.supply_rows = {(g, t): lp.Constraint(0, inf) for g in sorted(capped) for t in self.sizes[g]}

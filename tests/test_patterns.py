@@ -646,6 +646,32 @@ def test_fleet_with_a_six_gpu_box_takes_the_pattern_path(tmp_path):
     assert result.bound_usd_per_hour <= result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id)
 
 
+def test_a_quota_no_plan_can_reach_leaves_the_type_priced_as_without_it(tmp_path):
+    """A quota above an offer's other slot bounds binds no plan the bound must cover: the master LP leaves it out
+    (a relaxation either way), so the type keeps its constant price per GPU and the certified bound is the one the
+    fleet gets without the quota. A quota that is the offer's tightest slot bound is modelled as supply."""
+    from bench.fleet import VARIANTS, synthetic_scenario
+    from planner import patterns
+
+    def generator(change):
+        data = synthetic_scenario(20)
+        change(data)
+        prep, _ = _prepared(data, tmp_path)
+        by_id = {o.id: o for o in prep.offers}
+        greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+        slots = solver_slot_bounds(prep.offers, prep.demands, greedy.cost_usd_per_hour(by_id))
+        return patterns._Generator(prep.demands, prep.offers, slots, greedy), slots
+
+    loose, slots = generator(VARIANTS["quota"])  # max_instances 1000 on aws/p5.48xlarge
+    assert slots["aws/p5.48xlarge"] < 1000 and not loose.master.capped
+    free, _ = generator(lambda data: None)
+    assert loose.master.gpu_price == free.master.gpu_price
+    bounds = [gen.run(time.perf_counter() + 30, lambda _msg: None, 0.0, 1, 0)[0] for gen in (loose, free)]
+    assert bounds[0] == pytest.approx(bounds[1])
+    tight, _ = generator(lambda data: data.update(gpus={"max_instances": {"runpod/1x_H100-SXM": 1}}))
+    assert tight.master.capped == {"h100-sxm-80gb"}
+
+
 def test_a_capped_gpu_type_is_priced_by_its_supply_rows(tmp_path):
     """The 20-deployment fleet with one owned 8 x A100 box: the A100's classes draw on supply (an owned variable
     at the amortised price and rented ones), their price is the supply rows' duals, and every other type keeps
