@@ -69,7 +69,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from planner.demands import LOAD_UNITS, Demand, bucket_load
-from planner.greedy import best_heuristic_plan, split_concurrency, start_from
+from planner.greedy import best_heuristic_plan, owned_first, split_concurrency, start_from
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import (
@@ -1730,15 +1730,7 @@ def _merged(plans: list[Plan], offers: list[Offer]) -> Plan:
         replicas += [r.model_copy(update={"instance": len(instances) + r.instance}) for r in plan.replicas]
         instances += plan.instances
         assignments += plan.assignments
-    owned = {o.id: o.owned if o.owned_price_usd_per_hour < o.price_usd_per_hour else 0 for o in offers}
-    for inst in instances:
-        if inst.owned:
-            owned[inst.offer] -= 1
-    for n, inst in enumerate(instances):
-        if not inst.owned and owned[inst.offer] > 0:
-            owned[inst.offer] -= 1
-            instances[n] = inst.model_copy(update={"owned": True})
-    return Plan(instances=instances, replicas=replicas, assignments=assignments)
+    return owned_first(Plan(instances=instances, replicas=replicas, assignments=assignments), offers)
 
 
 def _left_over(offers: list[Offer], slot_bounds: dict[str, int],

@@ -213,6 +213,63 @@ def test_greedy_completes_a_partial_plan_around_its_replicas():
     check(sol, rules_for_scenario(path))
 
 
+def test_emptying_instances_packs_a_spread_plan():
+    """greedy.drain on a plan with every replica on its own GPU: the small models move into the room other
+    instances leave, instances are dropped, and the plan stays valid."""
+    import time
+
+    from planner.greedy import drain, greedy_plan
+    from planner.plan import prepare
+    from planner.solution import to_solution
+
+    path = ROOT / "scenarios/colocate-small.yaml"
+    prep = prepare(path)
+    spread = greedy_plan(prep.demands, prep.offers, prep.scenario.policy.model_copy(update={"colocate": False}))
+    by_id = {o.id: o for o in prep.offers}
+    drained = drain(spread, prep.demands, prep.offers, prep.scenario.policy, time.perf_counter() + 10)
+    assert len(drained.instances) < len(spread.instances)
+    assert drained.cost_usd_per_hour(by_id) < spread.cost_usd_per_hour(by_id)
+    sol = to_solution(drained, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+
+
+def test_emptying_an_owned_instance_keeps_replica_counts_and_owned_units_first(tmp_path):
+    """A hand-built plan: an owned 4 x L4 instance holds only the router's two replicas (replicas.min 2), a rented
+    one holds the other three models. Emptying the owned one puts the router's two replicas on two GPUs of the
+    other (not one replica), and that instance, now the only one, becomes the owned unit instead of a rented one."""
+    import time
+
+    import yaml
+
+    from planner.greedy import drain
+    from planner.plan import prepare
+    from planner.solution import PlacedReplica, Plan, PlannedInstance, to_solution
+
+    data = yaml.safe_load((ROOT / "scenarios/colocate-small.yaml").read_text())
+    data["deployments"][0]["replicas"] = {"min": 2}
+    data["gpus"]["owned"] = {"aws/g6.12xlarge": 1}
+    path = tmp_path / "owned.yaml"
+    path.write_text(yaml.safe_dump(data))
+    prep = prepare(path)
+    l4 = [next(k for k, o in enumerate(d.options) if o.gpu == "l4-24gb" and o.tp == 1) for d in prep.demands]
+    router = prep.demands[0].concurrency
+    replicas = [PlacedReplica(deployment=0, option=l4[0], instance=0, first_gpu=g, seqs=q)
+                for g, q in enumerate([router - router // 2, router // 2])]
+    replicas += [PlacedReplica(deployment=d, option=l4[d], instance=1, first_gpu=d - 1,
+                               seqs=prep.demands[d].concurrency) for d in (1, 2, 3)]
+    plan = Plan(instances=[PlannedInstance(offer="aws/g6.12xlarge", owned=True),
+                           PlannedInstance(offer="aws/g6.12xlarge", owned=False)], replicas=replicas)
+    rules = rules_for_scenario(path)
+    render = lambda p: to_solution(p, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible",  # noqa: E731
+                                   None, 0.0, "test").model_dump(mode="json")
+    check(render(plan), rules)
+    drained = drain(plan, prep.demands, prep.offers, prep.scenario.policy, time.perf_counter() + 10)
+    assert [(i.offer, i.owned) for i in drained.instances] == [("aws/g6.12xlarge", True)]
+    assert sum(r.deployment == 0 for r in drained.replicas) == 2
+    check(render(drained), rules)
+
+
 def test_neighbourhood_search_keeps_quotas(tmp_path):
     """The neighbourhood's exact re-placement may use only what a quota leaves outside it: with the cheap L4
     instance capped at one, consolidating a spread plan must not put the freed replicas on more of them."""

@@ -99,3 +99,25 @@ def test_an_owned_instance_never_raises_cost(inst):
     more = run(owned)
     if base["cost"] is not None:
         assert more["cost"] is not None and more["cost"] <= base["cost"] + 1e-6
+
+
+@FAST
+@given(instances(max_deployments=4, max_concurrency=6))
+def test_emptying_instances_keeps_plans_valid_and_never_costs_more(inst):
+    """greedy.drain from a plan with every replica on GPUs of its own: the result passes the validator (quotas,
+    owned units first, anti-affinity, replica bounds, coverage) and costs no more; the optimum bounds it below."""
+    import time
+
+    from planner.greedy import drain, greedy_plan
+
+    spread = greedy_plan(inst.demands, inst.offers, inst.policy.model_copy(update={"colocate": False}))
+    assume(spread is not None)
+    by_id = {o.id: o for o in inst.offers}
+    drained = drain(spread, inst.demands, inst.offers, inst.policy, time.perf_counter() + 10)
+    sol = to_solution(drained, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, inst.rules())
+    assert drained.cost_usd_per_hour(by_id) <= spread.cost_usd_per_hour(by_id) + 1e-9
+    optimum = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
+    assert optimum.status == "optimal" and drained.cost_usd_per_hour(by_id) >= optimum.plan.cost_usd_per_hour(
+        by_id) - 1e-6
