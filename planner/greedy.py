@@ -294,9 +294,9 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
                 first_new = len(boxes)
                 box = boxes[n]
                 # An owned instance emptied frees its unit for a rented one of the same type (owned_first).
-                bonus = max(0.0, box.offer.price_usd_per_hour - box.offer.owned_price_usd_per_hour) if box.owned and any(
-                    m not in closed and on[m] and not b.owned and b.offer.id == box.offer.id
-                    for m, b in enumerate(boxes)) else 0.0
+                renting = box.owned and any(m not in closed and on[m] and not b.owned and b.offer.id == box.offer.id
+                                            for m, b in enumerate(boxes))
+                bonus = max(0.0, box.offer.price_usd_per_hour - box.offer.owned_price_usd_per_hour) if renting else 0.0
                 placed = _rehome(n, on[n], boxes, opened, demands, offers if may_open else [], offers, policy,
                                  replicas, bonus)
                 if placed is None:
@@ -328,9 +328,8 @@ def _rehome(n: int, leaving: list[tuple[int, int, int, int]], boxes: list[_Box],
             replicas: dict[int, int], bonus: float = 0.0) -> list[tuple[int, int, int, int, int]] | None:
     """Move the replicas `leaving` instance n ((deployment, option, first GPU, seqs)) into the other instances
     (and instances of `may_open`), when every one finds room and what opens costs less than instance n (plus
-    `bonus`, what else emptying it saves). Returns
-    the placements (deployment, option, box, first GPU, seqs), instance n then closed (nothing fits on it), or
-    None with `boxes` and `opened` as they were."""
+    `bonus`, what else emptying it saves). Returns the placements (deployment, option, box, first GPU, seqs),
+    instance n then closed (nothing fits on it), or None with `boxes` and `opened` as they were."""
     seqs: dict[int, int] = {}
     count: dict[int, int] = {}
     for d, _, _, q in leaving:

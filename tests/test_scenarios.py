@@ -261,8 +261,11 @@ def test_emptying_an_owned_instance_keeps_replica_counts_and_owned_units_first(t
     plan = Plan(instances=[PlannedInstance(offer="aws/g6.12xlarge", owned=True),
                            PlannedInstance(offer="aws/g6.12xlarge", owned=False)], replicas=replicas)
     rules = rules_for_scenario(path)
-    render = lambda p: to_solution(p, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible",  # noqa: E731
-                                   None, 0.0, "test").model_dump(mode="json")
+
+    def render(p):
+        return to_solution(p, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                           "test").model_dump(mode="json")
+
     check(render(plan), rules)
     drained = drain(plan, prep.demands, prep.offers, prep.scenario.policy, time.perf_counter() + 10)
     assert [(i.offer, i.owned) for i in drained.instances] == [("aws/g6.12xlarge", True)]
