@@ -38,11 +38,15 @@ from planner.solver import KIB, MILLS_PER_USD
 # one more candidate plan); above this many replica options it does not reach a useful bound in a fifth of the time
 # (bench/scale.py), so it is skipped.
 FLEET_MODEL_WITH_PATTERNS_OPTIONS = 2500
-# Share of the time left after the pattern path that emptying instances (greedy.drain) may take; neighbourhood
-# search gets the rest.
+# Share of the time left after the pattern path (1 - PATTERN_SHARE of the limit) that emptying instances
+# (greedy.drain) may take; neighbourhood search, which improved no benchmark plan since the sixth session, gets
+# the rest. Emptying ends on its own inside it up to 500 deployments (500: a pass takes about 1 s of 1.3 s); at
+# 2,000 (2.5 s) the deadline can stop it between moves: $1,818.86/h against $1,817.46/h given all the time it
+# wanted (docs/optimization.md item 15). Not tuned further.
 DRAIN_SHARE = 0.7
 # ... and on the aggregated model's placement, where neighbourhood search has the rest of the limit, at most this
-# share of it (emptying stops sooner when no instance can go).
+# share of it. Not tuned: emptying stopped on its own in well under this on the bench fleets forced onto that
+# path (20 and 100 deployments: $33.71/h -> $23.52/h, $129.48/h -> $118.03/h).
 AGGREGATED_DRAIN_SHARE = 0.3
 # Share of the time left that the pattern path gets; neighbourhood search polishes its plan in the rest. It found
 # nothing to improve in any benchmark run since the integer master gets near-optimal columns (20 to 2,000
@@ -277,11 +281,8 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
         best, found_by = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
         if polish:
             deadline = started + time_limit_s
-            drained = drain(best, demands, offers, policy,
-                            time.perf_counter() + DRAIN_SHARE * (deadline - time.perf_counter()))
-            say(f"emptying instances into the others' room: ${best.cost_usd_per_hour(by_id):.2f}/h -> "
-                f"${drained.cost_usd_per_hour(by_id):.2f}/h")
-            if drained.cost_usd_per_hour(by_id) < best.cost_usd_per_hour(by_id) - 1e-9:
+            drained = _emptied(best, demands, offers, policy, DRAIN_SHARE, deadline, say)
+            if drained is not None:
                 best = drained
                 candidates.append((best, f"{found_by} + repacking"))
             improved = improve(best, demands, offers, policy, deadline, threads)
@@ -306,12 +307,9 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             # Then empty what instances it can into the others' room, and consolidate by large-neighbourhood
             # search until the time limit.
             deadline = started + time_limit_s
-            drained = drain(start, demands, offers, policy,
-                            time.perf_counter() + AGGREGATED_DRAIN_SHARE * (deadline - time.perf_counter()))
+            drained = _emptied(start, demands, offers, policy, AGGREGATED_DRAIN_SHARE, deadline, say)
             engine = "cp-sat"
-            if drained.cost_usd_per_hour(by_id) < start.cost_usd_per_hour(by_id) - 1e-9:
-                say(f"emptying instances into the others' room: ${start.cost_usd_per_hour(by_id):.2f}/h -> "
-                    f"${drained.cost_usd_per_hour(by_id):.2f}/h")
+            if drained is not None:
                 start, engine = drained, "cp-sat + repacking"
             improved = improve(start, demands, offers, policy, deadline, threads)
             say(f"neighbourhood search: ${start.cost_usd_per_hour(by_id):.2f}/h -> "
@@ -322,6 +320,19 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     best, engine = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
     proven = bound is not None and best.cost_usd_per_hour(by_id) <= bound + 1e-6  # every bound here is valid
     return best, "optimal" if proven else "feasible", bound, engine
+
+
+def _emptied(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy, share: float, deadline: float,
+             say) -> Plan | None:
+    """greedy.drain on `plan` for `share` of the time left before `deadline`: the plan it leaves when that costs
+    less (and said so), else None."""
+    by_id = {o.id: o for o in offers}
+    drained = drain(plan, demands, offers, policy, time.perf_counter() + share * (deadline - time.perf_counter()))
+    if drained.cost_usd_per_hour(by_id) >= plan.cost_usd_per_hour(by_id) - 1e-9:
+        return None
+    say(f"emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
+        f"${drained.cost_usd_per_hour(by_id):.2f}/h")
+    return drained
 
 
 def improve(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy, deadline: float,

@@ -95,11 +95,16 @@ class Start:
     assignments: list[BucketAssignment]
 
 
+def usable_bytes(demands: list[Demand]) -> dict[str, int]:
+    """Usable bytes per GPU of each type (the policy's, the same for every option on that type)."""
+    return {p.gpu: p.limit_bytes for d in demands for p in d.options}
+
+
 def start_from(plan: Plan, demands: list[Demand], offers: list[Offer]) -> Start:
     """`plan` (over `demands`, whose indices the demands to complete keep) as a greedy start: new replicas may fill
     the memory its GPUs have left, and its instances count against quotas and owned units."""
     by_id = {o.id: o for o in offers}
-    limit = {p.gpu: p.limit_bytes for d in demands for p in d.options}  # usable bytes per GPU of each type
+    limit = usable_bytes(demands)
     boxes, opened = [], {}
     for inst in plan.instances:
         o = by_id[inst.offer]
@@ -244,7 +249,6 @@ def best_heuristic_plan(demands: list[Demand], offers: list[Offer], policy: Poli
     return min(plans, key=lambda p: p.cost_usd_per_hour(by_id)) if plans else None
 
 
-
 def owned_first(plan: Plan, offers: list[Offer]) -> Plan:
     """`plan` with rented instances of a type whose owned units sit idle made owned ones (the same GPUs, never
     dearer where owning costs less than renting), so no instance is rented while an owned one is unused."""
@@ -278,7 +282,12 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
     for r in plan.replicas:
         on[r.instance].append((r.deployment, r.option, r.first_gpu, r.seqs))
         replicas[r.deployment] = replicas.get(r.deployment, 0) + 1
-    usable = {p.gpu: p.limit_bytes for d in demands for p in d.options}  # bytes per GPU of each type
+    usable = usable_bytes(demands)
+    # Each deployment's options, cheapest per sequence first: fixed unless owned units make prices move with
+    # what is open (then ranked at each move, as greedy_plan does). Ranking at every try took 45% of a pass.
+    ranked = None if any(o.owned for o in offers) else {
+        d.index: sorted(range(len(d.options)), key=lambda k, d=d: (_price_per_seq(d.options[k], offers, {}),
+                                                                   d.options[k].tp)) for d in demands}
     closed: set[int] = set()
     for may_open in (False, True):
         moved = True
@@ -298,7 +307,7 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
                                             for m, b in enumerate(boxes))
                 bonus = max(0.0, box.offer.price_usd_per_hour - box.offer.owned_price_usd_per_hour) if renting else 0.0
                 placed = _rehome(n, on[n], boxes, opened, demands, offers if may_open else [], offers, policy,
-                                 replicas, bonus)
+                                 replicas, bonus, ranked)
                 if placed is None:
                     continue
                 moved = True
@@ -325,11 +334,13 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
 
 def _rehome(n: int, leaving: list[tuple[int, int, int, int]], boxes: list[_Box], opened: dict[str, int],
             demands: list[Demand], may_open: list[Offer], offers: list[Offer], policy: Policy,
-            replicas: dict[int, int], bonus: float = 0.0) -> list[tuple[int, int, int, int, int]] | None:
+            replicas: dict[int, int], bonus: float = 0.0,
+            ranked: dict[int, list[int]] | None = None) -> list[tuple[int, int, int, int, int]] | None:
     """Move the replicas `leaving` instance n ((deployment, option, first GPU, seqs)) into the other instances
     (and instances of `may_open`), when every one finds room and what opens costs less than instance n (plus
-    `bonus`, what else emptying it saves). Returns the placements (deployment, option, box, first GPU, seqs),
-    instance n then closed (nothing fits on it), or None with `boxes` and `opened` as they were."""
+    `bonus`, what else emptying it saves), trying each deployment's options in `ranked` order (else ranked here).
+    Returns the placements (deployment, option, box, first GPU, seqs), instance n then closed (nothing fits on
+    it), or None with `boxes` and `opened` as they were."""
     seqs: dict[int, int] = {}
     count: dict[int, int] = {}
     for d, _, _, q in leaving:
@@ -345,8 +356,9 @@ def _rehome(n: int, leaving: list[tuple[int, int, int, int]], boxes: list[_Box],
         others = replicas[di] - count[di]
         least = max(1, d.min_replicas - others)
         most = None if d.max_replicas is None else d.max_replicas - others
-        for k in sorted(range(len(d.options)), key=lambda k: (_price_per_seq(d.options[k], offers, opened),
-                                                              d.options[k].tp)):
+        order = ranked[di] if ranked is not None else sorted(
+            range(len(d.options)), key=lambda k: (_price_per_seq(d.options[k], offers, opened), d.options[k].tp))
+        for k in order:
             wanted = max(least, math.ceil(total / d.options[k].max_seqs))
             if most is not None and wanted > most:
                 continue

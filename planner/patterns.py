@@ -69,7 +69,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from planner.demands import LOAD_UNITS, Demand, bucket_load
-from planner.greedy import best_heuristic_plan, owned_first, split_concurrency, start_from
+from planner.greedy import (
+    best_heuristic_plan,
+    owned_first,
+    split_concurrency,
+    start_from,
+)
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import (
@@ -1175,6 +1180,13 @@ class _Generator:
         return self.bound(dual_value, {c: values[self.dominated.get(c, c)] for c in range(len(self.classes))},
                           prices)
 
+    def uniform_only(self) -> None:
+        """Leave only uniform columns (whole TP blocks) free in the master LP: what the dive and the completed
+        floor round."""
+        for key, var in self.master.columns.items():
+            if _uniform_tp(self.demands, key[1]) is None:
+                var.SetUb(0.0)
+
     def dive(self, deadline: float) -> dict[Pattern, int] | None:
         """Price-and-dive rounding over uniform patterns (whole TP blocks): round up the DIVE_ROUND_FRACTION of the
         block counts closest to their next integer (and any within 0.1 of it), price uniform classes for what is
@@ -1187,9 +1199,7 @@ class _Generator:
         start = time.perf_counter()
         soft = start + 0.6 * (deadline - start)
         tps: dict[Pattern, int | None] = {}
-        for key, var in master.columns.items():
-            if _uniform_tp(demands, key[1]) is None:
-                var.SetUb(0.0)
+        self.uniform_only()
         while True:
             if not master.solve():
                 return None
@@ -1495,9 +1505,7 @@ def _completed_floor(gen: _Generator, offers: list[Offer], slot_bounds: dict[str
     demands, master = gen.demands, gen.master
     if any(d.mode != "concurrency" for d in demands):
         return None
-    for key, var in master.columns.items():
-        if _uniform_tp(demands, key[1]) is None:
-            var.SetUb(0.0)
+    gen.uniform_only()
     if not master.solve():
         return None
     chosen = []
@@ -1511,7 +1519,7 @@ def _completed_floor(gen: _Generator, offers: list[Offer], slot_bounds: dict[str
             for d, _, k in members:
                 covered[d] += k * n
                 replicas[d] += n
-    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads) if chosen else {o.id: (0, 0) for o in offers}
+    counts = _fleet_for(chosen, offers, slot_bounds, policy, threads)
     base = _assemble(chosen, counts, demands, offers) if counts is not None else None
     if base is None:
         return None
