@@ -105,6 +105,10 @@ SEED_OPTIONS = 4  # options per deployment in the first columns (pricing adds th
 # DIVE_SHARE 0.15 $91.14-91.63/h over three runs, 0.3 $91.63-93.59/h over five, 0.05 $92.12-93.59/h; groups keep
 # 0.3: 500 deployments $455.50/h at 0.15, $454.56-454.61/h at 0.3; 2,000 $1,849.91/h and $1,842.62/h.)
 CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.9
+# Of the limit: repairing the duals of a whole fleet's column generation that stalled without converging
+# (`_Generator.repair`; 100 deployments: it converges in about 1 s, bound $86.97/h -> $87.26/h; at 10% it got
+# 0.5 s after its certification's share and stopped at $86.52/h).
+REPAIR_SHARE = 0.15
 DIVE_SHARE, GROUP_DIVE_SHARE = 0.15, 0.3
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
@@ -142,6 +146,10 @@ HUGE_FLEET, HUGE_FLEET_GROUPS_SHARE = 1000, 0.85
 # $419.96/h at 0.8). Not on a whole fleet of up to GROUP_WHOLE_MAX, which converges: on 100 deployments it took
 # 10.9 s instead of 6.5 s and certified $86.68/h instead of $86.97/h.
 FLEET_BOUND_SMOOTHING = 0.5
+# ... and of the time a large fleet's groups leave for the fleet-wide bound, the share of the repair (the rest:
+# column generation from the groups' columns, which then moves its LP by cents per round). 500 deployments, 60 s:
+# bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave.
+FLEET_REPAIR_SHARE = 0.8
 MAX_CUTS_PER_DEPLOYMENT = 8  # rounding cuts kept per deployment (each charges a fractional replica's weights)
 CUT_MIN_VIOLATION = 1e-3  # replicas by which the LP point must break a cut (scaled by its largest coefficient)
 SCIP_MIN_LIMIT_S = 0.2  # SCIP stops at once below this; every SCIP call gets at least this long
@@ -807,6 +815,15 @@ def _mix(center, raw, weight: float):
                  for a, b in zip(center, raw))
 
 
+def _scaled(raw, scale: dict[int, float]):
+    """Row duals `raw` (raw_duals' tuple) with every row of deployment d multiplied by scale[d]; the supply rows,
+    which belong to no deployment, as they are."""
+    mu, rep, pi, supply, load = raw
+    return ({d: v * scale[d] for d, v in mu.items()}, {d: v * scale[d] for d, v in rep.items()},
+            {key: v * scale[key[0]] for key, v in pi.items()}, supply,
+            {key: v * scale[key[0]] for key, v in load.items()})
+
+
 def _pattern(g: str, members) -> Pattern:
     return g, tuple(sorted(members))
 
@@ -927,24 +944,19 @@ class _Generator:
         A throughput-sized replica of option p is worth LOAD_UNITS x eta_dp + sum_b kappa_dbp more; its
         deployment's buckets, whose rows (one option each) stay constraints of the Lagrangian's subproblem, add
         sum_b min_p (load_bp eta_dp + ceil(load_bp / LOAD_UNITS) kappa_dbp)."""
-        mu, rep, pi, supply, load = raw if raw is not None else self.raw_duals()
-        value = 0.0
-        for d in self.demands:
-            value += mu.get(d.index, 0.0) * d.concurrency + rep[d.index] * (d.min_replicas if rep[d.index] >= 0
-                                                                            else d.max_replicas)
+        raw = raw if raw is not None else self.raw_duals()
+        mu, rep, pi, supply, load = raw
+        value = sum(self.parts(raw).values())
         nu = {(d, p): rep[d] for d, p in self.by_key}
         for d, loads in self.master.bucket_loads.items():
             for b, by_p in loads.items():
-                value += min((need * load.get((d, p), 0.0) + math.ceil(need / LOAD_UNITS) * load.get((d, b, p), 0.0)
-                              for p, need in by_p.items()), default=0.0)
                 for p in by_p:
                     nu[d, p] += load.get((d, b, p), 0.0)
             for p in {p for by_p in loads.values() for p in by_p}:
                 nu[d, p] += LOAD_UNITS * load.get((d, p), 0.0)
         for d, cuts in self.master.cuts.items():
-            for i, (_, alpha, rhs) in enumerate(cuts):
+            for i, (_, alpha, _) in enumerate(cuts):
                 weight = pi.get((d, i), 0.0)
-                value += weight * rhs
                 for p, a in alpha.items():
                     nu[d, p] += weight * a
         prices = {}
@@ -954,6 +966,22 @@ class _Generator:
             else:
                 prices[g, t] = self.master.gpu_price[g, t]
         return mu, nu, value, prices
+
+    def parts(self, raw) -> dict[int, float]:
+        """Each deployment's share of duals . rhs at row duals `raw` (raw_duals' signs): its coverage and replica
+        rows, its buckets (the Lagrangian's subproblem, see `duals`) and its rounding cuts. Every row of the right-hand
+        side belongs to one deployment (the supply rows' is 0), so these sum to the whole."""
+        mu, rep, pi, _, load = raw
+        parts = {d.index: mu.get(d.index, 0.0) * d.concurrency
+                 + rep[d.index] * (d.min_replicas if rep[d.index] >= 0 else d.max_replicas) for d in self.demands}
+        for d, loads in self.master.bucket_loads.items():
+            for b, by_p in loads.items():
+                parts[d] += min((need * load.get((d, p), 0.0) + math.ceil(need / LOAD_UNITS) * load.get((d, b, p), 0.0)
+                                 for p, need in by_p.items()), default=0.0)
+        for d, cuts in self.master.cuts.items():
+            for i, (_, _, rhs) in enumerate(cuts):
+                parts[d] += pi.get((d, i), 0.0) * rhs
+        return parts
 
     def bound(self, dual_value: float, values: dict[int, float], prices: dict[tuple[str, int], float]) -> float:
         """A lower bound on every plan from duals whose dot product with the rows' right-hand sides is
@@ -1019,8 +1047,9 @@ class _Generator:
         return added, values, found
 
     def run(self, deadline: float, say, certify_s: float, threads: int, seed: int,
-            smoothing: float = 0.0) -> tuple[float, float | None, bool]:
-        """Column generation until no pattern prices out or `deadline`, then `certify` (for up to `certify_s`, if any):
+            smoothing: float = 0.0, repair_s: float = 0.0) -> tuple[float, float | None, bool]:
+        """Column generation until no pattern prices out or `deadline`, then, unless it converged, `repair` of the
+        LP's last duals for up to `repair_s`, then `certify` (for up to `certify_s`, if any) whichever duals bound more:
         (best bound, LP value, converged: no pattern prices out even with weights rounded down, so the LP value is
         the LP optimum). Partial rounds price (coarsely) only the classes that found columns last
         time; a full round, exact over every class, comes when a partial round finds nothing or every
@@ -1077,12 +1106,115 @@ class _Generator:
                 if certify_s > 0:  # groups of a large fleet skip it: their bounds are not the fleet's
                     if not stalled and center is not None:  # out of time: the duals with the best bound
                         mu, nu, dual_value, prices = self.duals(center)
-                    best = max(best, self.certify(mu, nu, dual_value, prices, time.perf_counter() + certify_s,
-                                                  threads, seed))
+                    candidates = [(mu, nu, dual_value, prices)]
+                    if repair_s > 0 and not converged:
+                        # (the repaired duals' certification comes out of the repair's time)
+                        repaired, values = self.repair(raw, time.perf_counter() + max(0.0, repair_s - certify_s))
+                        if values is not None:
+                            candidates.append(self.duals(repaired))
+                            quick = self.bound(candidates[-1][2], values, candidates[-1][3])
+                            say(f"patterns: the LP's duals repaired (LP ${candidates[-1][2]:.2f}/h), "
+                                f"bound ${quick:.2f}/h")
+                            best = max(best, quick)
+                    # Both: exact pricing can certify the duals as they are higher than the repaired ones, whose
+                    # repair counted patterns the rounded-down knapsack overfills (20 deployments: $19.71/h, $19.66/h).
+                    for duals in candidates:
+                        best = max(best, self.certify(*duals, time.perf_counter() + certify_s, threads, seed))
                 state = "converged" if converged else "stalled" if stalled else "stopped"
                 say(f"patterns: {state}, bound ${best:.2f}/h")
                 return best, lp_value, converged
             full = added == 0 or not active or since_full >= FULL_ROUND_EVERY
+
+    def repair(self, raw, deadline: float):
+        """Dual repair: the best per-deployment scaling of row duals `raw` that no known pattern prices out at.
+
+        An unconverged column generation's duals overvalue some deployments: patterns of them are worth more than
+        their GPU, and Farley's bound divides *every* dual by the worst such ratio (500 deployments: 11%). Scaling
+        deployment d's rows by s_d in [0, 1] keeps the duals' signs, and a pattern's value is linear in the s of
+        its members: sum_d v_dP s_d, v_dP its shard's value at `raw`. So this is a small LP, solved by cutting
+        planes: maximise sum_d s_d (d's share of duals . rhs) subject to sum_d v_dP s_d <= price for the patterns
+        pricing finds worth more than their price at the current s (the most valuable per class, disjoint ones
+        after it, and the best without each member of the first), until a round over every class finds none or
+        `deadline`. Uniform scaling (Farley) is one feasible point, so at convergence this is at least as good.
+        Capped GPU types are left to the Lagrangian's charge (a quota'd type may be priced at 0).
+
+        Returns (scaled row duals, every class's value bound at them or None): the values come from the last
+        round that priced every class; with them `bound` is valid whatever the scaling (and so is `certify`)."""
+        from ortools.linear_solver import pywraplp
+
+        parts = self.parts(raw)
+        mu0, nu0, _, _ = self.duals(raw)
+        lp = pywraplp.Solver.CreateSolver("GLOP")
+        s = {d: lp.NumVar(0.0, 1.0, "") for d in parts}
+        for d, v in parts.items():
+            lp.Objective().SetCoefficient(s[d], v)
+        lp.Objective().SetMaximization()
+
+        def row(members, cost: float) -> None:
+            r = lp.Constraint(-lp.infinity(), cost)
+            for d, p, k in members:
+                v = (mu0.get(d, 0.0) * k + nu0.get((d, p), 0.0)) / self.by_key[d, p].tp
+                r.SetCoefficient(s[d], r.GetCoefficient(s[d]) + v)
+
+        scale = dict.fromkeys(parts, 1.0)
+        free = {c for c in self.kept if self.classes[c][0] not in self.master.capped}
+        which, values = self.kept, None  # the first round prices every class; then those that priced out
+        full_s = 0.0  # how long pricing every class took: the last such round must end by `deadline`
+        while True:
+            started = time.perf_counter()
+            mu, nu, _, prices = self.duals(_scaled(raw, scale))
+            everything = which is self.kept
+            cutting = started + full_s < deadline  # else only every class's value at the scaling reached
+            if not cutting and not everything:
+                which = self.kept
+                continue
+            found, round_values = set(), {}
+            for c in which:
+                g, t, _, pool = self.classes[c]
+                cost = prices[g, t]
+                if self.single or c in self.exclusive:
+                    round_values[c] = _single_value(pool, mu, nu)
+                    if cutting and c in free:
+                        for it in pool:  # one shard, at its most sequences
+                            if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR:
+                                row([(it.d, it.p, it.max_k)], cost)
+                                found.add(c)
+                    continue
+                value, members, per_item, order = _price(pool, self.steps, mu, nu, cost)
+                round_values[c] = value
+                if members is None or c not in free or not cutting:
+                    continue
+                found.add(c)
+                row(members, cost)
+                for d in {d for d, _, _ in members}:  # the best pattern without each member
+                    more, others = _knapsack([it for it in per_item if it.d != d], self.steps, mu, nu, False)
+                    if more > cost + EPS_USD_PER_HOUR and others:
+                        row(others, cost)
+                taken = {d for d, _, _ in members}
+                while True:  # and disjoint ones, from the densest deployments left
+                    rest = _densest(per_item, order, taken)
+                    if not rest:
+                        break
+                    more, others = _knapsack(rest, self.steps, mu, nu, False)
+                    if more > cost + EPS_USD_PER_HOUR and others:
+                        row(others, cost)
+                        taken |= {d for d, _, _ in others}
+                    else:  # none among these: the next densest
+                        taken |= {it.d for it in rest}
+            if everything:
+                values = {b: round_values[self.dominated.get(b, b)] for b in range(len(self.classes))}
+                full_s = time.perf_counter() - started
+            if not found or not cutting:
+                if everything:
+                    break
+                which = self.kept  # what priced out is repaired: check every class
+                continue
+            which = sorted(found)
+            if lp.Solve() != pywraplp.Solver.OPTIMAL:  # (not seen) keep the scaling reached, value it, and stop
+                deadline = -math.inf
+                continue
+            scale = {d: min(1.0, max(0.0, var.solution_value())) for d, var in s.items()}
+        return _scaled(raw, scale), values
 
     def enrich(self, deadline: float) -> set[Pattern]:
         """Near-optimal uniform columns at column generation's last duals, for the integer master to combine: in
@@ -1778,7 +1910,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     if len(groups) == 1:
         gen = _Generator(demands, offers, slot_bounds, incumbent, policy.colocate)
         bound, lp, converged = gen.run(time.perf_counter() + CG_SHARE * (deadline - time.perf_counter()), say,
-                                       CERTIFY_SHARE * time_limit_s, threads, policy.seed)
+                                       CERTIFY_SHARE * time_limit_s, threads, policy.seed,
+                                       repair_s=REPAIR_SHARE * time_limit_s)
         if lp is None:
             return PatternResult(None, None, None, False)
         completed = _completed_floor(gen, offers, slot_bounds, policy, threads)
@@ -1834,7 +1967,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)
     for key in columns:
         gen.master.add(key)
-    bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s, say, CERTIFY_SHARE * time_limit_s,
-                                   threads, policy.seed, FLEET_BOUND_SMOOTHING)
+    repair_s = FLEET_REPAIR_SHARE * (deadline - CERTIFY_SHARE * time_limit_s - time.perf_counter())
+    bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s - repair_s, say,
+                                   CERTIFY_SHARE * time_limit_s, threads, policy.seed, FLEET_BOUND_SMOOTHING, repair_s)
     return PatternResult(max(bound, 0.0), lp, plan, converged) if lp is not None else PatternResult(None, None,
                                                                                                    plan, False)

@@ -954,6 +954,31 @@ def test_binding_quota_plan_is_no_dearer_than_the_completed_floor(tmp_path):
     assert result.plan.cost_usd_per_hour(by_id) <= min(completed[0] + 0.005, greedy.cost_usd_per_hour(by_id))
 
 
+def test_pattern_path_keeps_the_completed_floor_when_the_integer_master_finds_nothing(tmp_path, monkeypatch):
+    """The selection inside the pattern path, without the later steps (emptying instances, neighbourhood search)
+    that reach the same plan end to end: with no integer master plan, the LP's floor completed first fit is the
+    path's plan, valid, and cheaper than first fit."""
+    from validator import rules_for_scenario
+
+    from planner import patterns
+
+    prep, path = _binding_quota(tmp_path)
+    offers, policy = prep.offers, prep.scenario.policy
+    by_id = {o.id: o for o in offers}
+    greedy = best_heuristic_plan(prep.demands, offers, policy)
+    slots = solver_slot_bounds(offers, prep.demands, greedy.cost_usd_per_hour(by_id))
+    monkeypatch.setattr(patterns, "_plan_blocks", lambda *args, **kwargs: None)
+    said: list[str] = []
+    result = patterns.solve_patterns(prep.demands, offers, policy, slots, greedy, 6, 1, said.append,
+                                     time.perf_counter())
+    assert result.plan is not None
+    assert any(line.startswith("patterns: the LP's whole blocks completed first-fit") for line in said)
+    assert result.plan.cost_usd_per_hour(by_id) < greedy.cost_usd_per_hour(by_id) - 1.0
+    sol = to_solution(result.plan, prep.demands, offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "patterns").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+
+
 def test_groups_planned_on_their_own_merge_into_a_valid_plan(tmp_path, monkeypatch):
     """A group whose LP floor completed first fit beats its blocks keeps that plan of its own; the other groups'
     blocks are housed in what those plans leave of every quota and owned unit. Here every second group's integer
@@ -1074,3 +1099,65 @@ def test_fleet_sized_by_load_is_proven_optimal(tmp_path):
     prep, path = _load_sized_fleet(20, tmp_path, 8)
     result, _ = _solve_checked(prep, path, 8)
     assert result.status == "optimal" and result.solver.startswith("column generation + scip")
+
+
+def _stopped_early(demands, offers, incumbent):
+    """A generator whose column generation stopped after one round (one seed column per deployment): duals far
+    from converged, as a large fleet's are when its time runs out. (generator, its LP's row duals)."""
+    from planner import patterns
+
+    by_id = {o.id: o for o in offers}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patterns, "SEED_OPTIONS", 1)
+        gen = patterns._Generator(demands, offers,
+                                  solver_slot_bounds(offers, demands, incumbent.cost_usd_per_hour(by_id)), None)
+    assert gen.master.solve()
+    return gen, gen.raw_duals()
+
+
+def _farley(gen, raw) -> float:
+    """Farley's bound at row duals `raw`: duals . rhs over the most any class's patterns are worth per price."""
+    mu, nu, value, prices = gen.duals(raw)
+    _, values, _ = gen.price(gen.kept, mu, nu, prices, coarse=False)
+    return value / max([1.0] + [values[c] / prices[gen.classes[c][:2]] for c in gen.kept])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(max_deployments=4, max_concurrency=6))
+def test_repaired_duals_bound_the_optimum_and_beat_farley(inst):
+    """Dual repair scales each deployment's duals so no pattern prices out: at the duals of a column generation
+    stopped after one round, the bound it gives stays under the exact optimum and, once no class prices out, is
+    at least Farley's (uniform scaling is one of the scalings it chooses from)."""
+    inst = _rented(inst)
+    assume(applicable(inst.demands, inst.offers, inst.policy))
+    greedy = best_heuristic_plan(inst.demands, inst.offers, inst.policy)
+    assume(greedy is not None)
+    gen, raw = _stopped_early(inst.demands, inst.offers, greedy)
+    farley = _farley(gen, raw)
+    repaired, values = gen.repair(raw, time.perf_counter() + 5)
+    mu, nu, value, prices = gen.duals(repaired)
+    bound = gen.bound(value, values, prices)
+    exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
+    assert exact.status == "optimal"
+    assert bound <= exact.plan.cost_usd_per_hour({o.id: o for o in inst.offers}) + 1e-6
+    if all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept):
+        assert bound == pytest.approx(value)
+        assert bound >= farley - 1e-6
+
+
+def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
+    """The benchmark's 20 deployments, column generation stopped after one round: Farley's bound divides every
+    dual by the worst pattern's value / price; repairing them per deployment certifies far more, and still no
+    more than the best plan known for the fleet ($21.07/h)."""
+    from bench.fleet import synthetic_scenario
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    gen, raw = _stopped_early(prep.demands, prep.offers,
+                              best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy))
+    farley = _farley(gen, raw)
+    repaired, values = gen.repair(raw, time.perf_counter() + 10)
+    mu, nu, value, prices = gen.duals(repaired)
+    bound = gen.bound(value, values, prices)
+    assert all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept)  # converged in the time
+    assert bound > farley + 1.0
+    assert bound <= 21.07
