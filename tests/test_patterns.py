@@ -1135,7 +1135,7 @@ def test_repaired_duals_bound_the_optimum_and_beat_farley(inst):
     gen, raw = _stopped_early(inst.demands, inst.offers, greedy)
     farley = _farley(gen, raw)
     repaired, values = gen.repair(raw, time.perf_counter() + 5)
-    mu, nu, value, prices = gen.duals(repaired)
+    _, _, value, prices = gen.duals(repaired)
     bound = gen.bound(value, values, prices)
     exact = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
     assert exact.status == "optimal"
@@ -1156,7 +1156,7 @@ def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
                               best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy))
     farley = _farley(gen, raw)
     repaired, values = gen.repair(raw, time.perf_counter() + 10)
-    mu, nu, value, prices = gen.duals(repaired)
+    _, _, value, prices = gen.duals(repaired)
     bound = gen.bound(value, values, prices)
     assert all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept)  # converged in the time
     assert bound > farley + 1.0
