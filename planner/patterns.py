@@ -109,6 +109,10 @@ CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.9
 # (`_Generator.repair`; 100 deployments: it converges in about 1 s, bound $86.97/h -> $87.26/h; at 10% it got
 # 0.5 s after its certification's share and stopped at $86.52/h).
 REPAIR_SHARE = 0.15
+# The LP's own duals are certified beside the repaired ones unless their best bound at a full round is more than
+# this fraction below the repaired duals' (2,000 deployments: about 25% below, and certifying them took 6 s for the
+# memory-price floor; 20 deployments: within 1%, and they certify $19.71/h against the repaired $19.66/h).
+CERTIFY_BOTH_WITHIN = 0.05
 # The repair's "best pattern without each member" looks at this many x CANDIDATES densest deployments, not all:
 # on 2,000 deployments a knapsack over all of them took 70 ms, three per class and round (about 1.5 s a round).
 REPAIR_NEAR = 4
@@ -1119,8 +1123,11 @@ class _Generator:
                             say(f"patterns: the LP's duals repaired (LP ${candidates[-1][2]:.2f}/h), "
                                 f"bound ${quick:.2f}/h")
                             best = max(best, quick)
-                    # Both: exact pricing can certify the duals as they are higher than the repaired ones, whose
-                    # repair counted patterns the rounded-down knapsack overfills (20 deployments: $19.71/h, $19.66/h).
+                            if center_bound < (1 - CERTIFY_BOTH_WITHIN) * quick:  # far behind: not worth its time
+                                candidates.pop(0)
+                    # Both, unless the LP's are far behind: exact pricing can certify the duals as they are higher
+                    # than the repaired ones, whose repair counted patterns the rounded-down knapsack overfills (20
+                    # deployments: $19.71/h against $19.66/h).
                     for duals in candidates:
                         best = max(best, self.certify(*duals, time.perf_counter() + certify_s, threads, seed))
                 state = "converged" if converged else "stalled" if stalled else "stopped"
