@@ -1172,75 +1172,80 @@ class _Generator:
 
         scale = dict.fromkeys(parts, 1.0)
         free = {c for c in self.kept if self.classes[c][0] not in self.master.capped}
-        which, values = self.kept, None  # the first round prices every class; then those that priced out
+        which, everything, values = self.kept, True, None  # first every class; then those that priced out
         full_s = 0.0  # how long pricing every class took: the last such round must end by `deadline`
         while True:
             started = time.perf_counter()
             mu, nu, _, prices = self.duals(_scaled(raw, scale))
-            everything = which is self.kept
             cutting = started + full_s < deadline  # else only every class's value at the scaling reached
             if not cutting and not everything:
-                which = self.kept
+                which, everything = self.kept, True
                 continue
             found, round_values = set(), {}
             for c in which:
-                g, t, _, pool = self.classes[c]
-                cost = prices[g, t]
-                if self.single or c in self.exclusive:
-                    round_values[c] = _single_value(pool, mu, nu)
-                    if cutting and c in free:
-                        for it in pool:  # one shard, at its most sequences
-                            if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR:
-                                row([(it.d, it.p, it.max_k)], cost)
-                                found.add(c)
-                    continue
-                value, members, per_item, order = _price(pool, self.steps, mu, nu, cost)
-                round_values[c] = value
-                if members is None or c not in free or not cutting:
-                    continue
-                found.add(c)
-                row(members, cost)
-                items_of: dict[int, list[_Item]] = defaultdict(list)
-                for it in per_item:
-                    items_of[it.d].append(it)
-                near = [it for d in order[:REPAIR_NEAR * CANDIDATES] for it in items_of[d]]
-                for d in {d for d, _, _ in members}:  # the best pattern without each member, among the densest
-                    more, others = _knapsack([it for it in near if it.d != d], self.steps, mu, nu, False)
-                    if more > cost + EPS_USD_PER_HOUR and others:
-                        row(others, cost)
-                # and disjoint ones, CANDIDATES deployments at a time, densest first, until they run out
-                taken, window, i = {d for d, _, _ in members}, [], 0
-                while True:
-                    while len(window) < CANDIDATES and i < len(order):
-                        if order[i] not in taken:
-                            window.append(order[i])
-                        i += 1
-                    if not window:
-                        break
-                    more, others = _knapsack([it for d in window for it in items_of[d]], self.steps, mu, nu,
-                                             False)
-                    if more > cost + EPS_USD_PER_HOUR and others:
-                        row(others, cost)
-                        used = {d for d, _, _ in others}
-                        taken |= used
-                        window = [d for d in window if d not in used]
-                    else:  # none among these: the next ones
-                        taken.update(window)
-                        window = []
+                g, t = self.classes[c][:2]
+                round_values[c], priced_out = self._violations(c, mu, nu, prices[g, t],
+                                                               row if cutting and c in free else None)
+                if priced_out:
+                    found.add(c)
             if everything:
                 values = {b: round_values[self.dominated.get(b, b)] for b in range(len(self.classes))}
                 full_s = time.perf_counter() - started
-            if not found or not cutting:
+            if not found:
                 if everything:
                     break
-                which = self.kept  # what priced out is repaired: check every class
+                which, everything = self.kept, True  # what priced out is repaired: check every class
                 continue
-            which = sorted(found)
+            which, everything = sorted(found), False
             if lp.Solve() != pywraplp.Solver.OPTIMAL:  # (not seen) keep the scaling reached, value it, and stop
                 deadline = -math.inf
                 continue
             scale = {d: min(1.0, max(0.0, var.solution_value())) for d, var in s.items()}
         return _scaled(raw, scale), values
+
+    def _violations(self, c: int, mu, nu, cost: float, row) -> tuple[float, bool]:
+        """Class c at duals (mu, nu) and price `cost`: (its value bound, whether it prices out and `row` got its
+        patterns). With `row` (None: value only), every pattern the repair cuts with: one-shard classes each shard
+        worth more than its GPU; others the most valuable pattern, the best without each of its members (among the
+        REPAIR_NEAR x CANDIDATES densest deployments), and disjoint ones, CANDIDATES deployments at a time, densest
+        first, until the deployments run out."""
+        pool = self.classes[c][3]
+        if self.single or c in self.exclusive:
+            out = False
+            for it in pool if row is not None else ():  # one shard, at its most sequences
+                if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR:
+                    row([(it.d, it.p, it.max_k)], cost)
+                    out = True
+            return _single_value(pool, mu, nu), out
+        value, members, per_item, order = _price(pool, self.steps, mu, nu, cost)
+        if members is None or row is None:
+            return value, False
+        row(members, cost)
+        items_of: dict[int, list[_Item]] = defaultdict(list)
+        for it in per_item:
+            items_of[it.d].append(it)
+        near = [it for d in order[:REPAIR_NEAR * CANDIDATES] for it in items_of[d]]
+        for d in {d for d, _, _ in members}:
+            more, others = _knapsack([it for it in near if it.d != d], self.steps, mu, nu, False)
+            if more > cost + EPS_USD_PER_HOUR and others:
+                row(others, cost)
+        taken, window, i = {d for d, _, _ in members}, [], 0
+        while True:
+            while len(window) < CANDIDATES and i < len(order):
+                if order[i] not in taken:
+                    window.append(order[i])
+                i += 1
+            if not window:
+                return value, True
+            more, others = _knapsack([it for d in window for it in items_of[d]], self.steps, mu, nu, False)
+            if more > cost + EPS_USD_PER_HOUR and others:
+                row(others, cost)
+                used = {d for d, _, _ in others}
+                taken |= used
+                window = [d for d in window if d not in used]
+            else:  # none among these: the next ones
+                taken.update(window)
+                window = []
 
     def enrich(self, deadline: float) -> set[Pattern]:
         """Near-optimal uniform columns at column generation's last duals, for the integer master to combine: in
