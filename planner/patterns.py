@@ -1116,18 +1116,23 @@ class _Generator:
                         mu, nu, dual_value, prices = self.duals(center)
                     candidates = [(mu, nu, dual_value, prices)]
                     if repair_s > 0 and not converged:
-                        # (the repaired duals' certification comes out of the repair's time)
+                        # The repaired duals' certification comes out of the repair's time, unless the others' is
+                        # not worth its own: their bound far under what is proven already (the floor, at 2,000).
+                        if center_bound < (1 - CERTIFY_BOTH_WITHIN) * best:
+                            candidates, repair_s = [], repair_s + certify_s
                         # the duals certified without repair: the LP's at a stall, else the best bound's (500
                         # deployments: repaired to $430.03/h, the LP's last to $429.49-429.76/h in three runs)
                         repaired, values = self.repair(raw if stalled or center is None else center,
                                                        time.perf_counter() + max(0.0, repair_s - certify_s))
+                        if values is None and not candidates:  # (not seen: the first round runs whatever the time)
+                            candidates = [(mu, nu, dual_value, prices)]
                         if values is not None:
                             candidates.append(self.duals(repaired))
                             quick = self.bound(candidates[-1][2], values, candidates[-1][3])
                             say(f"patterns: the LP's duals repaired (LP ${candidates[-1][2]:.2f}/h), "
                                 f"bound ${quick:.2f}/h")
                             best = max(best, quick)
-                            if center_bound < (1 - CERTIFY_BOTH_WITHIN) * quick:  # far behind: not worth its time
+                            if candidates[:-1] and center_bound < (1 - CERTIFY_BOTH_WITHIN) * quick:  # far behind
                                 candidates.pop(0)
                     # Both, unless the LP's are far behind: exact pricing can certify the duals as they are higher
                     # than the repaired ones, whose repair counted patterns the rounded-down knapsack overfills (20
