@@ -1124,16 +1124,13 @@ class _Generator:
                         # deployments: repaired to $430.03/h, the LP's last to $429.49-429.76/h in three runs)
                         repaired, values = self.repair(raw if stalled or center is None else center,
                                                        time.perf_counter() + max(0.0, repair_s - certify_s))
-                        if values is None and not candidates:  # (not seen: the first round runs whatever the time)
-                            candidates = [(mu, nu, dual_value, prices)]
-                        if values is not None:
-                            candidates.append(self.duals(repaired))
-                            quick = self.bound(candidates[-1][2], values, candidates[-1][3])
-                            say(f"patterns: the LP's duals repaired (LP ${candidates[-1][2]:.2f}/h), "
-                                f"bound ${quick:.2f}/h")
-                            best = max(best, quick)
-                            if candidates[:-1] and center_bound < (1 - CERTIFY_BOTH_WITHIN) * quick:  # far behind
-                                candidates.pop(0)
+                        repaired = self.duals(repaired)
+                        quick = self.bound(repaired[2], values, repaired[3])
+                        say(f"patterns: the LP's duals repaired (LP ${repaired[2]:.2f}/h), bound ${quick:.2f}/h")
+                        best = max(best, quick)
+                        if center_bound < (1 - CERTIFY_BOTH_WITHIN) * quick:  # the others far behind
+                            candidates = []
+                        candidates.append(repaired)
                     # Both, unless the LP's are far behind: exact pricing can certify the duals as they are higher
                     # than the repaired ones, whose repair counted patterns the rounded-down knapsack overfills (20
                     # deployments: $19.71/h against $19.66/h).
@@ -1157,8 +1154,9 @@ class _Generator:
         `deadline`. Uniform scaling (Farley) is one feasible point, so at convergence this is at least as good.
         Capped GPU types are left to the Lagrangian's charge (a quota'd type may be priced at 0).
 
-        Returns (scaled row duals, every class's value bound at them or None): the values come from the last
-        round that priced every class; with them `bound` is valid whatever the scaling (and so is `certify`)."""
+        Returns (scaled row duals, every class's value bound at them): the values come from the last round, which
+        priced every class (the first always does, whatever the time); with them `bound` is valid whatever the
+        scaling (and so is `certify`)."""
         from ortools.linear_solver import pywraplp
 
         parts = self.parts(raw)
@@ -1177,7 +1175,7 @@ class _Generator:
 
         scale = dict.fromkeys(parts, 1.0)
         free = {c for c in self.kept if self.classes[c][0] not in self.master.capped}
-        which, everything, values = self.kept, True, None  # first every class; then those that priced out
+        which, everything, values = self.kept, True, {}  # first every class; then those that priced out
         full_s = 0.0  # how long pricing every class took: the last such round must end by `deadline`
         while True:
             started = time.perf_counter()
