@@ -66,7 +66,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from planner.demands import LOAD_UNITS, Demand, bucket_load
 from planner.greedy import (
@@ -441,7 +440,8 @@ def _steps(it: _Item) -> tuple[np.ndarray, np.ndarray]:
 def _step_tables(items: list[_Item]) -> dict:
     """What pricing reads per item, computed once: (d, p, "all") every useful (k, steps); (d, p, "coarse") COARSE_K of
     them for heuristic rounds; (d, p, "density") the most sequences and the most shards per step, for the quick
-    bound."""
+    bound; ("flat", variant) every item's choices of that variant in two flat arrays (sequences, steps) and where
+    each item's lie in them, for the compiled knapsack (`planner.knapsack`)."""
     steps = {}
     for it in items:
         ks, w = steps[it.d, it.p, "all"] = _steps(it)
@@ -450,6 +450,14 @@ def _step_tables(items: list[_Item]) -> dict:
         steps[it.d, it.p, "density"] = (
             (float((ks / np.maximum(w, 1e-12)).max()) if (w > 0).all() else math.inf,
              1.0 / w[0] if w[0] > 0 else math.inf) if len(ks) else (0.0, 0.0))
+    for variant in ("all", "coarse"):
+        tables = [steps[it.d, it.p, variant] for it in items]
+        counts = [len(ks) for ks, _ in tables]
+        firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if items else []
+        steps["flat", variant] = (
+            np.concatenate([ks for ks, _ in tables] or [np.zeros(0)]).astype(np.float64),
+            np.concatenate([w for _, w in tables] or [np.zeros(0)]).astype(np.int64),
+            {(it.d, it.p): (int(f), n) for it, f, n in zip(items, firsts, counts)})
     return steps
 
 
@@ -514,66 +522,26 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
 
 
 def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
-    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members). The forward pass
-    keeps values only (a max over rows of the table's sliding windows, padded with -inf); the trace back finds, at each
-    deployment's stage, the choice that reaches the value at the capacity left (ties: the deployment stays out)."""
-    variant = "coarse" if coarse else "all"
-    dp = np.zeros(UNITS + 1)
-    padded = np.full(2 * UNITS + 2, -np.inf)  # [-inf x (UNITS + 1), the table], the table rewritten per stage
-    windows = as_strided(padded, (UNITS + 2, UNITS + 1), padded.strides * 2, writeable=False)  # padded[s + c]
-    stages = []  # (items of one deployment, table before, table after)
+    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members), solved by the
+    compiled dynamic program of `planner.knapsack` over the step tables' flat arrays (ties: a deployment stays
+    out). Releases the GIL while it runs, so classes can be priced on several threads."""
+    from planner.knapsack import mckp
+
+    ks, w, where = steps["flat", "coarse" if coarse else "all"]
     by_d: dict[int, list[_Item]] = defaultdict(list)
     for it in per_item:
         by_d[it.d].append(it)
-    for its in by_d.values():
-        w, ks, per_option, inv_tp = _stage(its, steps, variant)
-        m = mu.get(its[0].d, 0.0)
-        if len(its) == 1:  # a uniform class: one option per deployment
-            v = (m * ks + nu.get((its[0].d, its[0].p), 0.0)) * inv_tp
-        else:
-            v = (m * ks + np.repeat([nu.get((it.d, it.p), 0.0) for it in its], per_option)) * inv_tp
-        padded[UNITS + 1:] = dp
-        cand = windows[(UNITS + 1) - w]  # [j, c]: the table at c - w_j (-inf below 0); a copy, added to in place
-        cand += v[:, None]
-        best = np.maximum(dp, cand.max(axis=0))
-        stages.append((its, dp, best))
-        dp = best
-    value = float(dp[UNITS])
-    members = []
-    c = UNITS
-    for its, before, after in reversed(stages):
-        if after[c] <= before[c] + 1e-12:
-            continue
-        top = None
-        for it in its:
-            ks, w = steps[it.d, it.p, variant]
-            fits = np.flatnonzero(w <= c)
-            if not len(fits):
-                continue
-            v = (mu.get(it.d, 0.0) * ks[fits] + nu.get((it.d, it.p), 0.0)) / it.tp + before[c - w[fits]]
-            j = int(v.argmax())
-            if top is None or v[j] > top[0]:
-                top = (float(v[j]), it, int(ks[fits[j]]), int(w[fits[j]]))
-        _, it, k, weight = top
-        members.append((it.d, it.p, k))
-        c -= weight
-    return value, members
-
-
-def _stage(its: list[_Item], steps, variant: str):
-    """For one deployment's items, every choice j (an option and a sequence count) at once: (weight in steps,
-    sequences, choices per item, 1 / tp). Kept in `steps` (the generator's tables, where (d, options) names the
-    stage): pricing asks for the same stages thousands of times (100 deployments: 3,400 knapsacks of about 50
-    stages)."""
-    key = ("stage", its[0].d, tuple(it.p for it in its), variant)
-    out = steps.get(key)
-    if out is None:
-        tables = [steps[it.d, it.p, variant] for it in its]
-        per_option = [len(t[0]) for t in tables]
-        out = steps[key] = (np.concatenate([t[1] for t in tables]),
-                            np.concatenate([t[0] for t in tables]).astype(float), per_option,
-                            np.repeat([1.0 / it.tp for it in its], per_option))
-    return out
+    order = [it for its in by_d.values() for it in its]
+    if not order:
+        return 0.0, []
+    stage_start = np.zeros(len(by_d) + 1, np.int64)
+    np.cumsum([len(its) for its in by_d.values()], out=stage_start[1:])
+    first, count = np.array([where[it.d, it.p] for it in order], np.int64).T
+    value, chosen, seqs = mckp(stage_start, np.ascontiguousarray(first), np.ascontiguousarray(count),
+                               np.array([mu.get(it.d, 0.0) for it in order]),
+                               np.array([nu.get((it.d, it.p), 0.0) for it in order]),
+                               np.array([1.0 / it.tp for it in order]), ks, w, UNITS)
+    return float(value), [(order[i].d, order[i].p, int(k)) for i, k in zip(chosen[::-1], seqs[::-1]) if i >= 0]
 
 
 def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float]) -> float:
@@ -919,6 +887,7 @@ class _Generator:
         self.kept = [c for c in range(len(self.classes)) if c not in self.dominated]
         self.last_duals: tuple[dict, dict, dict] = ({}, {}, {})  # column generation's last (mu, nu, prices)
         self.integer_bounds: list[float] = []  # SCIP's proven bounds over every column (when `complete`)
+        self.threads = 1  # pricing threads (`_each`); `run` sets them
         self.max_k: dict[int, dict[int, int]] = defaultdict(dict)
         for (d, p), it in by_key.items():
             self.max_k[d][p] = it.max_k
@@ -1022,36 +991,54 @@ class _Generator:
 
     def price(self, which, mu, nu, prices, coarse: bool) -> tuple[int, dict[int, float], set[int]]:
         """Price classes `which` at `prices`; add improving columns. Returns (columns added, every class's value
-        bound, a dominated class's its dominator's, when `which` holds them all; classes that found a column)."""
+        bound, a dominated class's its dominator's, when `which` holds them all; classes that found a column).
+        Classes are priced on `self.threads` threads (the knapsack releases the GIL) and their columns added in
+        class order, so the columns do not depend on the threads."""
         added, found, values = 0, set(), {}
-        for c in which:
-            g, t, _, pool = self.classes[c]
-            cost = prices[g, t]
-            if self.single or c in self.exclusive:  # every pattern is a column already: exact value, nothing to add
-                values[c] = _single_value(pool, mu, nu)
-                continue
-            value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
+        for c, (value, hit, patterns) in zip(which, self._each(
+                lambda c: self._class_columns(c, mu, nu, prices, coarse), which)):
             values[c] = value
-            if members:
+            if hit:
                 found.add(c)
-            taken: set[int] = set()
-            for _ in range(self.columns_per_class):  # then the best pattern without those deployments, and so on
-                if not members:
-                    break
-                ms = _repair(members, self.by_key, pool[0].limit_bytes, mu)
-                if ms and self.master.add(_pattern(g, ms)):
-                    added += 1
-                taken |= {d for d, _, _ in members}
-                rest = _densest(per_item, order, taken)  # ranked once per class: the duals have not changed
-                if not rest:
-                    break
-                more, members = _knapsack(rest, self.steps, mu, nu, True)
-                if more <= cost + EPS_USD_PER_HOUR:
-                    break
+            added += sum(self.master.add(pattern) for pattern in patterns)
         for b, a in self.dominated.items():  # every pattern of b is one of a, at no lower price
             if a in values:
                 values[b] = values[a]
         return added, values, found
+
+    def _class_columns(self, c: int, mu, nu, prices, coarse: bool) -> tuple[float, bool, list[Pattern]]:
+        """Class c at the duals: (its value bound, whether a pattern prices out, improving patterns: the most
+        valuable, then the best without its deployments, and so on, up to columns_per_class). Reads the generator
+        only."""
+        g, t, _, pool = self.classes[c]
+        cost = prices[g, t]
+        if self.single or c in self.exclusive:  # every pattern is a column already: exact value, nothing to add
+            return _single_value(pool, mu, nu), False, []
+        value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
+        hit = bool(members)
+        patterns: list[Pattern] = []
+        taken: set[int] = set()
+        for _ in range(self.columns_per_class):  # then the best pattern without those deployments, and so on
+            if not members:
+                break
+            ms = _repair(members, self.by_key, pool[0].limit_bytes, mu)
+            if ms:
+                patterns.append(_pattern(g, ms))
+            taken |= {d for d, _, _ in members}
+            rest = _densest(per_item, order, taken)  # ranked once per class: the duals have not changed
+            if not rest:
+                break
+            more, members = _knapsack(rest, self.steps, mu, nu, True)
+            if more <= cost + EPS_USD_PER_HOUR:
+                break
+        return value, hit, patterns
+
+    def _each(self, f, classes) -> list:
+        """[f(c) for c in classes], on up to `self.threads` threads."""
+        if self.threads <= 1 or len(classes) <= 1:
+            return [f(c) for c in classes]
+        with ThreadPoolExecutor(min(self.threads, len(classes))) as pool:
+            return list(pool.map(f, classes))
 
     def run(self, deadline: float, say, certify_s: float, threads: int, seed: int,
             smoothing: float = 0.0, repair_s: float = 0.0) -> tuple[float, float | None, bool]:
@@ -1065,6 +1052,7 @@ class _Generator:
         smoothing x the duals of the best bound so far + (1 - smoothing) x the LP's, and the LP's own when that
         finds no column; every bound is valid at any duals, so each round's bound is taken where it priced."""
         master = self.master
+        self.threads = _cores(threads)
         everything = self.kept
         active = set(everything)
         # The floor only when a bound is wanted: groups of a large fleet (certify_s = 0) discard theirs.
@@ -1185,12 +1173,13 @@ class _Generator:
                 which, everything = self.kept, True
                 continue
             found, round_values = set(), {}
-            for c in which:
-                g, t = self.classes[c][:2]
-                round_values[c], priced_out = self._violations(c, mu, nu, prices[g, t],
-                                                               row if cutting and c in free else None)
+            for c, (value, priced_out, rows) in zip(which, self._each(
+                    lambda c: self._violations(c, mu, nu, prices[self.classes[c][:2]], cutting and c in free), which)):
+                round_values[c] = value
                 if priced_out:
                     found.add(c)
+                for members, cost in rows:
+                    row(members, cost)
             if everything:
                 values = {b: round_values[self.dominated.get(b, b)] for b in range(len(self.classes))}
                 full_s = time.perf_counter() - started
@@ -1206,24 +1195,21 @@ class _Generator:
             scale = {d: min(1.0, max(0.0, var.solution_value())) for d, var in s.items()}
         return _scaled(raw, scale), values
 
-    def _violations(self, c: int, mu, nu, cost: float, row) -> tuple[float, bool]:
-        """Class c at duals (mu, nu) and price `cost`: (its value bound, whether it prices out and `row` got its
-        patterns). With `row` (None: value only), every pattern the repair cuts with: one-shard classes each shard
-        worth more than its GPU; others the most valuable pattern, the best without each of its members (among the
-        REPAIR_NEAR x CANDIDATES densest deployments), and disjoint ones, CANDIDATES deployments at a time, densest
-        first, until the deployments run out."""
+    def _violations(self, c: int, mu, nu, cost: float, cutting: bool) -> tuple[float, bool, list]:
+        """Class c at duals (mu, nu) and price `cost`: (its value bound, whether it prices out and rows were found,
+        the rows: (members, cost) of every pattern the repair cuts with when `cutting`). One-shard classes: each
+        shard worth more than its GPU; others the most valuable pattern, the best without each of its members
+        (among the REPAIR_NEAR x CANDIDATES densest deployments), and disjoint ones, CANDIDATES deployments at a
+        time, densest first, until the deployments run out. Reads the generator only."""
         pool = self.classes[c][3]
         if self.single or c in self.exclusive:
-            out = False
-            for it in pool if row is not None else ():  # one shard, at its most sequences
-                if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR:
-                    row([(it.d, it.p, it.max_k)], cost)
-                    out = True
-            return _single_value(pool, mu, nu), out
+            rows = [([(it.d, it.p, it.max_k)], cost) for it in (pool if cutting else ())  # one shard, at its most
+                    if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR]
+            return _single_value(pool, mu, nu), bool(rows), rows
         value, members, per_item, order = _price(pool, self.steps, mu, nu, cost)
-        if members is None or row is None:
-            return value, False
-        row(members, cost)
+        if members is None or not cutting:
+            return value, False, []
+        rows = [(members, cost)]
         items_of: dict[int, list[_Item]] = defaultdict(list)
         for it in per_item:
             items_of[it.d].append(it)
@@ -1231,7 +1217,7 @@ class _Generator:
         for d in {d for d, _, _ in members}:
             more, others = _knapsack([it for it in near if it.d != d], self.steps, mu, nu, False)
             if more > cost + EPS_USD_PER_HOUR and others:
-                row(others, cost)
+                rows.append((others, cost))
         taken, window, i = {d for d, _, _ in members}, [], 0
         while True:
             while len(window) < CANDIDATES and i < len(order):
@@ -1239,10 +1225,10 @@ class _Generator:
                     window.append(order[i])
                 i += 1
             if not window:
-                return value, True
+                return value, True, rows
             more, others = _knapsack([it for d in window for it in items_of[d]], self.steps, mu, nu, False)
             if more > cost + EPS_USD_PER_HOUR and others:
-                row(others, cost)
+                rows.append((others, cost))
                 used = {d for d, _, _ in others}
                 taken |= used
                 window = [d for d in window if d not in used]
@@ -1968,6 +1954,10 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
     global _GROUP_FLEET
+    if workers > 1:
+        from planner.knapsack import warm
+
+        warm()
     _GROUP_FLEET = (demands, policy, incumbent, max(1, cores // workers), _group_offers(offers, slot_bounds, groups))
     chosen: list = []
     columns = []
