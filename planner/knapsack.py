@@ -29,17 +29,20 @@ def mckp(stage_start, first, count, mu, nu, inv_tp, ks, w, units):  # pragma: no
     stages = len(stage_start) - 1
     tables = np.empty((stages + 1, units + 1))  # tables[s]: best value per capacity over stages before s
     tables[0, :] = 0.0
+    cur = np.empty(units + 1)  # the stage's table, apart from `tables` so that the inner loop vectorises
     for s in range(stages):
         prev = tables[s]
-        cur = tables[s + 1]
         cur[:] = prev
         for i in range(stage_start[s], stage_start[s + 1]):
             m, b, f = mu[i], nu[i], inv_tp[i]
             for j in range(first[i], first[i] + count[i]):
                 wj = w[j]
                 vj = (m * ks[j] + b) * f
-                for c in range(wj, units + 1):
-                    cur[c] = max(cur[c], prev[c - wj] + vj)
+                into, source = cur[wj:], prev[:units + 1 - wj]
+                for c in range(units + 1 - wj):
+                    x = source[c] + vj
+                    into[c] = x if x > into[c] else into[c]
+        tables[s + 1, :] = cur
     item = np.full(stages, -1, np.int64)
     seqs = np.zeros(stages, np.int64)
     c = units

@@ -489,36 +489,47 @@ def _densest(per_item: list[_Item], order: list[int], taken: set[int]) -> list[_
 def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]):
     """(quick bound on any pattern's value, the items that can add value, their deployments densest first)."""
     # Quick bound (fractional relaxation): a deployment's shard is worth at most V_d and at most rho_d per step it
-    # weighs; filling the GPU's steps in decreasing rho_d bounds every pattern's value.
-    per_item = []
-    top_value: dict[int, float] = defaultdict(float)
-    top_density: dict[int, float] = defaultdict(float)
-    for it in items:
-        m, n = mu.get(it.d, 0.0), nu.get((it.d, it.p), 0.0)
-        ks, w = steps[it.d, it.p, "all"]
-        if not len(ks):
-            continue
-        top = (m * ks[-1] + max(n, 0.0)) / it.tp
-        if top <= 0:
-            continue
-        per_item.append(it)
-        top_value[it.d] = max(top_value[it.d], top)
-        k_per_w, one_per_w = steps[it.d, it.p, "density"]
-        top_density[it.d] = max(top_density[it.d], (m * k_per_w + max(n, 0.0) * one_per_w) / it.tp)
-    if not per_item:
+    # weighs; filling the GPU's steps in decreasing rho_d bounds every pattern's value. In arrays over the pool
+    # (its constants kept in `steps`): a Python loop over the items took a sixth of column generation's time.
+    key = ("rank", tuple((it.d, it.p) for it in items))
+    if key not in steps:
+        useful = [i for i, it in enumerate(items) if len(steps[it.d, it.p, "all"][0])]
+        steps[key] = (np.array(useful, np.int64),
+                      np.array([items[i].d for i in useful], np.int64),
+                      np.array([steps[items[i].d, items[i].p, "all"][0][-1] for i in useful], np.float64),
+                      np.array([items[i].tp for i in useful], np.float64),
+                      np.array([steps[items[i].d, items[i].p, "density"] for i in useful], np.float64).reshape(-1, 2))
+    useful, ds, k_max, tp, density = steps[key]
+    m = np.array([mu.get(d, 0.0) for d in ds.tolist()])
+    n = np.maximum(np.array([nu.get((items[i].d, items[i].p), 0.0) for i in useful.tolist()]), 0.0)
+    top = (m * k_max + n) / tp
+    keep = np.flatnonzero(top > 0)
+    if not len(keep):
         return 0.0, [], []
-    order = sorted(top_value, key=lambda d: -top_density[d])
+    with np.errstate(invalid="ignore"):  # 0 x inf (a choice of no steps, nothing to be worth): no density
+        rho = (m[keep] * density[keep, 0] + n[keep] * density[keep, 1]) / tp[keep]
+    # per deployment, in order of its first useful item: the most a shard is worth, and per step
+    deps, where = np.unique(ds[keep], return_inverse=True)
+    firsts = np.full(len(deps), len(keep))
+    np.minimum.at(firsts, where, np.arange(len(keep)))
+    top_value = np.zeros(len(deps))
+    np.maximum.at(top_value, where, top[keep])
+    top_density = np.zeros(len(deps))
+    np.fmax.at(top_density, where, rho)  # fmax: a nan (0 x inf) leaves the deployment's density as it was
+    seen = np.argsort(firsts, kind="stable")
+    ranked = seen[np.argsort(-top_density[seen], kind="stable")]
     quick, room = 0.0, float(UNITS)
-    for d in order:
-        if top_density[d] == math.inf:
-            quick += top_value[d]
+    for j in ranked.tolist():
+        v, r = float(top_value[j]), float(top_density[j])
+        if r == math.inf:
+            quick += v
             continue
-        take = min(room, top_value[d] / top_density[d]) if top_density[d] > 0 else 0.0
-        quick += take * top_density[d]
+        take = min(room, v / r) if r > 0 else 0.0
+        quick += take * r
         room -= take
         if room <= 0:
             break
-    return quick, per_item, order
+    return quick, [items[i] for i in useful[keep].tolist()], deps[ranked].tolist()
 
 
 def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
