@@ -70,6 +70,7 @@ import numpy as np
 from planner.demands import LOAD_UNITS, Demand, bucket_load
 from planner.greedy import (
     best_heuristic_plan,
+    drain,
     owned_first,
     split_concurrency,
     start_from,
@@ -138,15 +139,18 @@ ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 4, 0.3, 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
 # of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
+# Since pricing is compiled (planner/knapsack.py, tenth session) larger groups pay: 500 deployments in 60 s, groups
+# of 50 $451.57/h, of 100 $446.96/h, 125 and 167 $447.86/h, 250 $446.39/h; 2,000 in 120 s, groups of 25
+# $1,817.25/h, of 50 $1,804.30/h, of 100 $1,790.31/h, of 182 $1,836.59/h (bounds $1,702/h, $1,702/h, $1,694/h,
+# $1,685/h: bigger groups leave the fleet-wide bound less time).
 GROUP_WHOLE_MAX = 200
-GROUP_SIZE_MIN, GROUP_SIZE_MAX, GROUP_SIZE_PER_S_PER_DEPLOYMENT = 25, 100, 450
-GROUPS_SHARE = 0.6  # of the pattern path's limit; the rest: column generation over the whole fleet, for the bound
-# ... except on fleets above HUGE_FLEET deployments, whose fleet-wide column generation never certified more than
-# the memory-price floor in the time (2,000 deployments, 120 s: the A6000 class still priced out by 31% after 45 s):
-# there the groups get HUGE_FLEET_GROUPS_SHARE (2,000: $1,837.15/h and $1,838.56/h against $1,842.62-1,849.44/h at
-# 0.6, the bound the floor either way; 500 at 0.85: $455.35/h against $454.56-458.52/h, bound $416.92/h against
-# $417.13-421.82/h, so not there).
-HUGE_FLEET, HUGE_FLEET_GROUPS_SHARE = 1000, 0.85
+GROUP_SIZE_MIN, GROUP_SIZE_MAX, GROUP_SIZE_PER_S_PER_DEPLOYMENT = 25, 100, 1800
+# Of the pattern path's limit, the groups' share; the rest: emptying instances on their plan, then the bound (column
+# generation over the whole fleet and the dual repair). From the fifth to the ninth session fleets of over 1,000
+# deployments gave their groups 0.85, as their fleet-wide column generation certified no more than the memory-price
+# floor in any time; since the dual repair it does (2,000 deployments, groups of 100, one run each: 0.6 $1,789.92/h,
+# bound $1,700.52/h, gap 5.0%; 0.7 $1,795.75/h, $1,697.20/h, 5.5%; 0.85 $1,792.80/h, $1,671.29/h, 6.8%).
+GROUPS_SHARE = 0.6
 # Wentges dual smoothing for the fleet-wide bound of a large fleet, whose column generation tails off in its time
 # (500 deployments, 30 s warm-started from the groups' columns: bound $416.32/h without, $420.48/h at 0.5,
 # $419.96/h at 0.8). Not on a whole fleet of up to GROUP_WHOLE_MAX, which converges: on 100 deployments it took
@@ -156,6 +160,9 @@ FLEET_BOUND_SMOOTHING = 0.5
 # column generation from the groups' columns, which then moves its LP by cents per round). 500 deployments, 60 s:
 # bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave.
 FLEET_REPAIR_SHARE = 0.8
+# ... before which emptying instances (greedy.drain) may take this share of the time left on the housed groups' plan
+# (2,000 deployments: a pass takes about 4 s; 500: about 1 s, and it ends on its own).
+GROUPED_DRAIN_SHARE = 0.25
 MAX_CUTS_PER_DEPLOYMENT = 8  # rounding cuts kept per deployment (each charges a fractional replica's weights)
 CUT_MIN_VIOLATION = 1e-3  # replicas by which the LP point must break a cut (scaled by its largest coefficient)
 SCIP_MIN_LIMIT_S = 0.2  # SCIP stops at once below this; every SCIP call gets at least this long
@@ -1930,9 +1937,9 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group (in
     worker processes, one per thread, where fork is the default), each
     group on its own column generation, dive and integer master, their blocks then housed together by one
-    instance-sizing program; the bound comes from column generation over the whole fleet, started from every
-    group's columns (GROUPS_SHARE of the time goes to the groups, HUGE_FLEET_GROUPS_SHARE above HUGE_FLEET
-    deployments)."""
+    instance-sizing program and instances emptied into the others' room (`greedy.drain`); the bound comes from
+    column generation over the whole fleet, started from every group's columns, and the dual repair
+    (GROUPS_SHARE of the time goes to the groups)."""
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
     # Without co-location one integer master over the whole fleet is exact and fast (2,000 deployments, about
@@ -1959,7 +1966,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
             say(f"patterns: the integer master over every column proves ${bound:.2f}/h")
         return PatternResult(max(bound, 0.0), lp, plan, converged)
 
-    groups_end = started + (HUGE_FLEET_GROUPS_SHARE if len(demands) > HUGE_FLEET else GROUPS_SHARE) * time_limit_s
+    groups_end = started + GROUPS_SHARE * time_limit_s
     cores = _cores(threads)
     # Worker processes where fork is the platform's default (Linux): they inherit the fleet instead of pickling it,
     # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
@@ -1999,6 +2006,15 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         plan = best_heuristic_plan([demands[d] for d in failed], offers, policy, start_from(plan, demands, offers))
     if plan is not None:
         say(f"patterns: {len(groups)} groups housed together: ${plan.cost_usd_per_hour(by_id):.2f}/h")
+        # Empty instances into the others' room now, not only when polishing at the end: on 2,000 deployments a
+        # pass takes about 4 s, more than the polishing share leaves, and the cheaper incumbent tightens the
+        # Lagrangian's GPU counts for the bound below.
+        drained = drain(plan, demands, offers, policy,
+                        time.perf_counter() + GROUPED_DRAIN_SHARE * (deadline - time.perf_counter()))
+        if drained.cost_usd_per_hour(by_id) < plan.cost_usd_per_hour(by_id) - EPS_USD_PER_HOUR:
+            say(f"patterns: emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
+                f"${drained.cost_usd_per_hour(by_id):.2f}/h")
+            plan = drained
     gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)
     for key in columns:
         gen.master.add(key)

@@ -434,13 +434,13 @@ def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
 
     prep, _ = _prepared(synthetic_scenario(300, time_limit_s=60), tmp_path)
     assert len(patterns._groups(prep.demands[:patterns.GROUP_WHOLE_MAX], 10)) == 1
-    for limit_s, size in ((10, patterns.GROUP_SIZE_MIN), (30, 45), (60, 90), (600, patterns.GROUP_SIZE_MAX)):
+    for limit_s, size in ((2, patterns.GROUP_SIZE_MIN), (5, 30), (10, 60), (600, patterns.GROUP_SIZE_MAX)):
         groups = patterns._groups(prep.demands, limit_s)
         assert sorted(d for g in groups for d in g) == list(range(300))
         assert len(groups) == -(-300 // size) and max(map(len, groups)) - min(map(len, groups)) <= 1
     smallest = {d.index: min(p.static_bytes * p.tp for p in d.options) for d in prep.demands}
     ranked = sorted(smallest.values())
-    for g in patterns._groups(prep.demands, 30):
+    for g in patterns._groups(prep.demands, 5):
         sizes = sorted(smallest[d] for d in g)
         assert sizes[0] <= ranked[len(ranked) // 10] and sizes[-1] >= ranked[-len(ranked) // 10]
 
