@@ -471,26 +471,17 @@ def _step_tables(items: list[_Item]) -> dict:
 def _price(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float], cost: float,
            coarse: bool = False):
     """Best pattern over `items` for the duals: (upper bound on its value, members (d, p, k) or None when nothing
-    can beat `cost`, the items that can add value, their deployments densest first). Weights are rounded down to
+    can beat `cost`, the items that can add value, their deployments densest first, the `_Pool` the knapsack ran
+    on or None). Weights are rounded down to
     UNITS steps, so the value bounds every exact pattern's. `coarse` tries only COARSE_K sequence counts per
     option and the CANDIDATES densest deployments: a heuristic that finds columns faster, whose value is no bound
     (the full rounds that give the bound price exactly)."""
     quick, per_item, order = _rank(items, steps, mu, nu)
     if quick <= cost + EPS_USD_PER_HOUR:
-        return quick, None, per_item, order
-    value, members = _knapsack(_densest(per_item, order, set()) if coarse else per_item, steps, mu, nu, coarse)
-    return value, (members if value > cost + EPS_USD_PER_HOUR else None), per_item, order
-
-
-def _densest(per_item: list[_Item], order: list[int], taken: set[int]) -> list[_Item]:
-    """The items of the CANDIDATES densest deployments (`order`: densest first) not in `taken`."""
-    keep = set()
-    for d in order:
-        if d not in taken:
-            keep.add(d)
-            if len(keep) == CANDIDATES:
-                break
-    return [it for it in per_item if it.d in keep]
+        return quick, None, per_item, order, None
+    pool = _Pool(per_item, steps, mu, nu, coarse)
+    value, members = pool.solve(pool.densest(order, set()) if coarse else pool.deployments)
+    return value, (members if value > cost + EPS_USD_PER_HOUR else None), per_item, order, pool
 
 
 def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float]):
@@ -498,15 +489,17 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
     # Quick bound (fractional relaxation): a deployment's shard is worth at most V_d and at most rho_d per step it
     # weighs; filling the GPU's steps in decreasing rho_d bounds every pattern's value. In arrays over the pool
     # (its constants kept in `steps`): a Python loop over the items took a sixth of column generation's time.
-    key = ("rank", tuple((it.d, it.p) for it in items))
-    if key not in steps:
+    # Keyed by the list itself (the classes' pools live as long as their generator), kept beside its arrays so
+    # that its id cannot be reused while they are cached.
+    key = ("rank", id(items))
+    if key not in steps or steps[key][0] is not items:
         useful = [i for i, it in enumerate(items) if len(steps[it.d, it.p, "all"][0])]
-        steps[key] = (np.array(useful, np.int64),
+        steps[key] = (items, np.array(useful, np.int64),
                       np.array([items[i].d for i in useful], np.int64),
                       np.array([steps[items[i].d, items[i].p, "all"][0][-1] for i in useful], np.float64),
                       np.array([items[i].tp for i in useful], np.float64),
                       np.array([steps[items[i].d, items[i].p, "density"] for i in useful], np.float64).reshape(-1, 2))
-    useful, ds, k_max, tp, density = steps[key]
+    _, useful, ds, k_max, tp, density = steps[key]
     m = np.array([mu.get(d, 0.0) for d in ds.tolist()])
     n = np.maximum(np.array([nu.get((items[i].d, items[i].p), 0.0) for i in useful.tolist()]), 0.0)
     top = (m * k_max + n) / tp
@@ -539,27 +532,64 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
     return quick, [items[i] for i in useful[keep].tolist()], deps[ranked].tolist()
 
 
-def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
-    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members), solved by the
-    compiled dynamic program of `planner.knapsack` over the step tables' flat arrays (ties: a deployment stays
-    out). Releases the GIL while it runs, so classes can be priced on several threads."""
-    from planner.knapsack import mckp
+class _Pool:
+    """Items at fixed duals, in arrays, for many knapsacks over subsets of their deployments (the compiled dynamic
+    program of `planner.knapsack` over the step tables' flat arrays, `variant` "coarse" or "all"). Built once per
+    class and round: the repair's windows and exclusions and pricing's further columns then pay no Python loop
+    over the items per knapsack (on 2,000 deployments that loop cost as much as the knapsacks)."""
 
-    ks, w, where = steps["flat", "coarse" if coarse else "all"]
-    by_d: dict[int, list[_Item]] = defaultdict(list)
-    for it in per_item:
-        by_d[it.d].append(it)
-    order = [it for its in by_d.values() for it in its]
-    if not order:
-        return 0.0, []
-    stage_start = np.zeros(len(by_d) + 1, np.int64)
-    np.cumsum([len(its) for its in by_d.values()], out=stage_start[1:])
-    first, count = np.array([where[it.d, it.p] for it in order], np.int64).T
-    value, chosen, seqs = mckp(stage_start, np.ascontiguousarray(first), np.ascontiguousarray(count),
-                               np.array([mu.get(it.d, 0.0) for it in order]),
-                               np.array([nu.get((it.d, it.p), 0.0) for it in order]),
-                               np.array([1.0 / it.tp for it in order]), ks, w, UNITS)
-    return float(value), [(order[i].d, order[i].p, int(k)) for i, k in zip(chosen[::-1], seqs[::-1]) if i >= 0]
+    def __init__(self, per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float],
+                 coarse: bool):
+        self.ks, self.w, where = steps["flat", "coarse" if coarse else "all"]
+        by_d: dict[int, list[_Item]] = defaultdict(list)
+        for it in per_item:
+            by_d[it.d].append(it)
+        self.deployments = list(by_d)  # in order of first appearance
+        self.position = {d: i for i, d in enumerate(self.deployments)}
+        self.items = [it for its in by_d.values() for it in its]
+        self.rows: dict[int, tuple[int, int]] = {}  # d -> its items' rows in the arrays below (first, past the last)
+        at = 0
+        for d, its in by_d.items():
+            self.rows[d] = at, at + len(its)
+            at += len(its)
+        first_count = np.array([where[it.d, it.p] for it in self.items], np.int64).reshape(-1, 2)
+        self.first, self.count = first_count[:, 0], first_count[:, 1]
+        self.mu = np.array([mu.get(it.d, 0.0) for it in self.items])
+        self.nu = np.array([nu.get((it.d, it.p), 0.0) for it in self.items])
+        self.inv_tp = np.array([1.0 / it.tp for it in self.items])
+
+    def densest(self, order: list[int], taken: set[int]) -> list[int]:
+        """The CANDIDATES densest deployments (`order`: densest first) not in `taken`, in order of appearance."""
+        keep = []
+        for d in order:
+            if d not in taken and d in self.position:
+                keep.append(d)
+                if len(keep) == CANDIDATES:
+                    break
+        return sorted(keep, key=self.position.__getitem__)
+
+    def solve(self, deployments: list[int]) -> tuple[float, list[tuple[int, int, int]]]:
+        """The multiple-choice knapsack over `deployments`' items (one shard per deployment, stages in the order
+        given): (value, members (d, p, k)). Ties: a deployment stays out. Releases the GIL while it runs."""
+        from planner.knapsack import mckp
+
+        if not deployments:
+            return 0.0, []
+        spans = np.array([self.rows[d] for d in deployments], np.int64)
+        sizes = spans[:, 1] - spans[:, 0]
+        stage_start = np.zeros(len(deployments) + 1, np.int64)
+        np.cumsum(sizes, out=stage_start[1:])
+        rows = np.arange(stage_start[-1]) + np.repeat(spans[:, 0] - stage_start[:-1], sizes)
+        value, chosen, seqs = mckp(stage_start, self.first[rows], self.count[rows], self.mu[rows], self.nu[rows],
+                                   self.inv_tp[rows], self.ks, self.w, UNITS)
+        return float(value), [(self.items[rows[i]].d, self.items[rows[i]].p, int(k))
+                              for i, k in zip(chosen[::-1].tolist(), seqs[::-1].tolist()) if i >= 0]
+
+
+def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
+    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members)."""
+    pool = _Pool(per_item, steps, mu, nu, coarse)
+    return pool.solve(pool.deployments)
 
 
 def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float]) -> float:
@@ -1032,10 +1062,11 @@ class _Generator:
         cost = prices[g, t]
         if self.single or c in self.exclusive:  # every pattern is a column already: exact value, nothing to add
             return _single_value(pool, mu, nu), False, []
-        value, members, per_item, order = _price(pool, self.steps, mu, nu, cost, coarse)
+        value, members, per_item, order, _ = _price(pool, self.steps, mu, nu, cost, coarse)
         hit = bool(members)
         patterns: list[Pattern] = []
         taken: set[int] = set()
+        further = _Pool(per_item, self.steps, mu, nu, True) if members else None
         for _ in range(self.columns_per_class):  # then the best pattern without those deployments, and so on
             if not members:
                 break
@@ -1043,10 +1074,10 @@ class _Generator:
             if ms:
                 patterns.append(_pattern(g, ms))
             taken |= {d for d, _, _ in members}
-            rest = _densest(per_item, order, taken)  # ranked once per class: the duals have not changed
+            rest = further.densest(order, taken)  # ranked once per class: the duals have not changed
             if not rest:
                 break
-            more, members = _knapsack(rest, self.steps, mu, nu, True)
+            more, members = further.solve(rest)
             if more <= cost + EPS_USD_PER_HOUR:
                 break
         return value, hit, patterns
@@ -1224,16 +1255,13 @@ class _Generator:
             rows = [([(it.d, it.p, it.max_k)], cost) for it in (pool if cutting else ())  # one shard, at its most
                     if _single_value([it], mu, nu) > cost + EPS_USD_PER_HOUR]
             return _single_value(pool, mu, nu), bool(rows), rows
-        value, members, per_item, order = _price(pool, self.steps, mu, nu, cost)
+        value, members, _, order, items = _price(pool, self.steps, mu, nu, cost)
         if members is None or not cutting:
             return value, False, []
         rows = [(members, cost)]
-        items_of: dict[int, list[_Item]] = defaultdict(list)
-        for it in per_item:
-            items_of[it.d].append(it)
-        near = [it for d in order[:REPAIR_NEAR * CANDIDATES] for it in items_of[d]]
+        near = order[:REPAIR_NEAR * CANDIDATES]
         for d in {d for d, _, _ in members}:
-            more, others = _knapsack([it for it in near if it.d != d], self.steps, mu, nu, False)
+            more, others = items.solve([e for e in near if e != d])
             if more > cost + EPS_USD_PER_HOUR and others:
                 rows.append((others, cost))
         taken, window, i = {d for d, _, _ in members}, [], 0
@@ -1244,7 +1272,7 @@ class _Generator:
                 i += 1
             if not window:
                 return value, True, rows
-            more, others = _knapsack([it for d in window for it in items_of[d]], self.steps, mu, nu, False)
+            more, others = items.solve(window)
             if more > cost + EPS_USD_PER_HOUR and others:
                 rows.append((others, cost))
                 used = {d for d, _, _ in others}
@@ -1270,13 +1298,13 @@ class _Generator:
                 continue
             cost = prices[g, t]
             frontier, seen = [frozenset()], set()
+            pool = _Pool(items, self.steps, mu, nu, False)
             for _ in range(ENRICH_DEPTH):
                 deeper = []
                 for excluded in frontier:
                     if time.perf_counter() > deadline:
                         return out
-                    rest = [it for it in items if it.d not in excluded]
-                    value, members = _knapsack(rest, self.steps, mu, nu, False) if rest else (0.0, [])
+                    value, members = pool.solve([d for d in pool.deployments if d not in excluded])
                     if not members or value < ENRICH_MIN_VALUE * cost:
                         continue
                     ms = _repair(members, self.by_key, items[0].limit_bytes, mu)
