@@ -40,8 +40,7 @@ def mckp(stage_start, first, count, mu, nu, inv_tp, ks, w, units):  # pragma: no
                 vj = (m * ks[j] + b) * f
                 into, source = cur[wj:], prev[:units + 1 - wj]
                 for c in range(units + 1 - wj):
-                    x = source[c] + vj
-                    into[c] = x if x > into[c] else into[c]
+                    into[c] = max(into[c], source[c] + vj)
         tables[s + 1, :] = cur
     item = np.full(stages, -1, np.int64)
     seqs = np.zeros(stages, np.int64)

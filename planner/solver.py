@@ -184,11 +184,15 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
             if g == o.gpu and t <= o.gpu_count:
                 per_option[g, t] += slot_bounds[o.id] * len(blocks(o.gpu_count, t))
     placement_vars = sum(per_option.get((p.gpu, p.tp), 0) for d in demands for p in d.options)
-    from planner.patterns import applicable
+    from planner.patterns import applicable, warm_pricing
 
-    hybrid = placement_vars > EXACT_ALONE_PLACEMENT_VARIABLES and applicable(demands, pool, policy)
+    patterns = applicable(demands, pool, policy)
+    hybrid = placement_vars > EXACT_ALONE_PLACEMENT_VARIABLES and patterns
     if placement_vars > EXACT_PLACEMENT_VARIABLES or hybrid:
         from planner.decompose import solve_decomposed
+
+        if patterns:
+            warm_pricing()
 
         say(f"{placement_vars} placement variables: deciding the fleet on the aggregated model, then placing")
         share = HYBRID_DECOMPOSED_SHARE if placement_vars <= EXACT_PLACEMENT_VARIABLES else 1.0

@@ -200,6 +200,39 @@ def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, c
     assert sum((mu[d] * k + nu[d, p]) / by_key[d, p].tp for d, p, k in members) == pytest.approx(value, abs=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
+                                   st.sampled_from([1, 2])), min_size=1, max_size=2), min_size=2, max_size=6),
+       st.lists(st.floats(0, 1), min_size=6, max_size=6), st.lists(st.floats(-0.5, 1), min_size=12, max_size=12),
+       st.data())
+def test_pool_knapsacks_over_subsets_match_a_fresh_knapsack(options, mus, nus, data):
+    """A _Pool (items at fixed duals, arrays built once) gives, for any subset of its deployments in any order, the
+    value a knapsack over just those deployments' items gives, members drawn from them; `densest` returns the
+    CANDIDATES first deployments of a ranking not taken, in order of appearance."""
+    from planner import patterns
+    from planner.patterns import _Item, _knapsack, _Pool, _step_tables
+
+    limit = 1000 * 2**20
+    items = [_Item(d, p, "toy", tp, a * 2**20, b * 2**20, m, limit)
+             for d, opts in enumerate(options) for p, (a, b, m, tp) in enumerate(opts)]
+    mu = {d: mus[d] for d in range(len(options))}
+    nu = {(d, p): nus[2 * d + p] for d, opts in enumerate(options) for p in range(len(opts))}
+    steps = _step_tables(items)
+    coarse = data.draw(st.booleans())
+    pool = _Pool(items, steps, mu, nu, coarse)
+    subset = data.draw(st.permutations(range(len(options))).map(lambda ds: ds[:data.draw(st.integers(0, len(ds)))]))
+    value, members = pool.solve(list(subset))
+    alone, _ = _knapsack([it for it in items if it.d in subset], steps, mu, nu, coarse)
+    assert value == pytest.approx(alone, abs=1e-9)
+    assert {d for d, _, _ in members} <= set(subset)
+    ranking = data.draw(st.permutations(range(len(options))))
+    taken = set(data.draw(st.lists(st.sampled_from(range(len(options))), max_size=3)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patterns, "CANDIDATES", 2)
+        picked = pool.densest(list(ranking), taken)
+    assert picked == sorted([d for d in ranking if d not in taken][:2])
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
        st.lists(st.floats(0, 1), min_size=4, max_size=4), st.lists(st.floats(0, 1), min_size=4, max_size=4))
@@ -1144,6 +1177,27 @@ def test_repaired_duals_bound_the_optimum_and_beat_farley(inst):
     assert all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept)  # a few deployments: converged
     assert bound == pytest.approx(value)
     assert bound >= farley - 1e-6
+
+
+def test_pricing_threads_change_neither_the_columns_nor_the_repair(tmp_path):
+    """Classes are priced on several threads and their columns added in class order: the benchmark's 20
+    deployments give the same columns, LP and bound on one thread and on two, and the dual repair the same
+    scaling."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    incumbent = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    bounds = solver_slot_bounds(prep.offers, prep.demands, incumbent.cost_usd_per_hour({o.id: o for o in prep.offers}))
+    runs = []
+    for threads in (1, 2):
+        gen = patterns._Generator(prep.demands, prep.offers, bounds, incumbent)
+        bound, lp, _ = gen.run(time.perf_counter() + 60, lambda _msg: None, 0.0, threads, 0)
+        early, raw = _stopped_early(prep.demands, prep.offers, incumbent)
+        early.threads = threads
+        repaired, values = early.repair(raw, time.perf_counter() + 10)
+        runs.append((list(gen.master.columns), lp, bound, early.duals(repaired)[2], values))
+    assert runs[0] == runs[1]
 
 
 def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
