@@ -60,7 +60,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -198,25 +197,6 @@ def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bo
     GPUs (one-shard patterns too) and its buckets are assigned in the master."""
     return (all(p.tp & (p.tp - 1) == 0 for d in demands for p in d.options)
             and all(o.price_usd_per_hour > 0 or o.max_instances is not None for o in offers))
-
-
-def warm_pricing() -> None:
-    """Load the compiled pricing knapsack (`planner.knapsack`: numba's import and its cache, about 0.45 s; about 3 s
-    when the cache is cold) on a daemon thread while the caller goes on: the aggregated fleet model, which runs
-    first on most large scenarios, is CP-SAT and leaves the interpreter free. Loaded on first use instead, inside
-    column generation's time, it took a quarter of a 3 s solve's column generation (20 bench deployments: $26.68/h
-    instead of $21.07/h). A knapsack asked for meanwhile waits for the load."""
-    def load() -> None:
-        from planner.knapsack import warm
-
-        warm()
-
-    global _WARMING
-    _WARMING = threading.Thread(target=load, name="warm-pricing", daemon=True)
-    _WARMING.start()
-
-
-_WARMING: threading.Thread | None = None  # warm_pricing's thread, joined before worker processes are forked
 
 
 def capped_offer(o: Offer) -> bool:
@@ -2022,12 +2002,10 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     # and the pattern path is single-threaded Python (about 1 core busy); elsewhere the groups run here in turn.
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
     global _GROUP_FLEET
-    if workers > 1:  # forked with the knapsack loaded, and no thread of ours still loading it
-        from planner.knapsack import warm
+    if workers > 1:  # forked with the compiled knapsack loaded, and no thread of ours still loading it
+        from planner.knapsack import wait_loaded
 
-        if _WARMING is not None:
-            _WARMING.join()
-        warm()
+        wait_loaded()
     _GROUP_FLEET = (demands, policy, incumbent, max(1, cores // workers), _group_offers(offers, slot_bounds, groups))
     chosen: list = []
     columns = []

@@ -184,15 +184,17 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
             if g == o.gpu and t <= o.gpu_count:
                 per_option[g, t] += slot_bounds[o.id] * len(blocks(o.gpu_count, t))
     placement_vars = sum(per_option.get((p.gpu, p.tp), 0) for d in demands for p in d.options)
-    from planner.patterns import applicable, warm_pricing
+    from planner.patterns import applicable
 
     patterns = applicable(demands, pool, policy)
     hybrid = placement_vars > EXACT_ALONE_PLACEMENT_VARIABLES and patterns
     if placement_vars > EXACT_PLACEMENT_VARIABLES or hybrid:
         from planner.decompose import solve_decomposed
 
-        if patterns:
-            warm_pricing()
+        if patterns:  # the compiled pricing knapsack loads while the aggregated fleet model runs
+            from planner.knapsack import load_in_background
+
+            load_in_background()
 
         say(f"{placement_vars} placement variables: deciding the fleet on the aggregated model, then placing")
         share = HYBRID_DECOMPOSED_SHARE if placement_vars <= EXACT_PLACEMENT_VARIABLES else 1.0

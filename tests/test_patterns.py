@@ -200,6 +200,39 @@ def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, c
     assert sum((mu[d] * k + nu[d, p]) / by_key[d, p].tp for d, p, k in members) == pytest.approx(value, abs=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 30)), min_size=1, max_size=5),
+                         min_size=1, max_size=3), min_size=0, max_size=6),
+       st.lists(st.floats(-1, 1), min_size=18, max_size=18), st.lists(st.floats(-1, 1), min_size=18, max_size=18),
+       st.lists(st.sampled_from([1.0, 0.5, 0.25]), min_size=18, max_size=18), st.integers(1, 40))
+def test_compiled_and_numpy_knapsacks_agree(stages, mus, nus, inv_tps, units):
+    """The compiled dynamic program and the NumPy one that runs until it is loaded return the same value, the
+    same items and the same sequences (ties included), so column generation does not depend on when the compiled
+    version arrives."""
+    import numpy as np
+
+    from planner import knapsack
+
+    knapsack.wait_loaded()
+    assert knapsack._compiled is not None
+    stage_start, first, count, ks, w = [0], [], [], [], []
+    for options in stages:
+        for choices in options:
+            first.append(len(ks))
+            count.append(len(choices))
+            ks += [k for _, k in choices]
+            w += [min(weight, units) for weight, _ in choices]  # pricing's steps never exceed the capacity
+        stage_start.append(stage_start[-1] + len(options))
+    n = len(first)
+    args = (np.array(stage_start, np.int64), np.array(first, np.int64), np.array(count, np.int64),
+            np.array(mus[:n]), np.array(nus[:n]), np.array(inv_tps[:n]), np.array(ks, np.float64),
+            np.array(w, np.int64), units)
+    value, item, seqs = knapsack._compiled(*args)
+    value_np, item_np, seqs_np = knapsack.mckp_numpy(*args)
+    assert value == value_np
+    assert item.tolist() == item_np.tolist() and seqs.tolist() == seqs_np.tolist()
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
                                    st.sampled_from([1, 2])), min_size=1, max_size=2), min_size=2, max_size=6),
