@@ -160,25 +160,37 @@ def _best_exact(items, mu, nu):
 
 
 
+def _toy_options(options_per_deployment: int, deployments: tuple[int, int]):
+    """Deployments of toy pricing items: per option (static MiB, KV MiB per sequence, most sequences, TP)."""
+    return st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
+                                       st.sampled_from([1, 2])), min_size=1, max_size=options_per_deployment),
+                    min_size=deployments[0], max_size=deployments[1])
+
+
+def _toy_pricing(options, mus, nus, per: int):
+    """Items of `options` on a toy GPU of 1,000 MiB, their duals (nus[per x d + p] for option p of d) and steps."""
+    from planner.patterns import _Item, _step_tables
+
+    limit = 1000 * 2**20
+    items = [_Item(d, p, "toy", tp, a * 2**20, b * 2**20, m, limit)
+             for d, opts in enumerate(options) for p, (a, b, m, tp) in enumerate(opts)]
+    mu = {d: mus[d] for d in range(len(options))}
+    nu = {(d, p): nus[per * d + p] for d, opts in enumerate(options) for p in range(len(opts))}
+    return items, mu, nu, _step_tables(items)
+
+
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
-                                   st.sampled_from([1, 2])), min_size=1, max_size=3), min_size=1, max_size=3),
-       st.lists(st.floats(0, 1), min_size=3, max_size=3), st.lists(st.floats(-0.5, 1), min_size=9, max_size=9),
-       st.booleans())
+@given(_toy_options(3, (1, 3)), st.lists(st.floats(0, 1), min_size=3, max_size=3),
+       st.lists(st.floats(-0.5, 1), min_size=9, max_size=9), st.booleans())
 def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, coarse):
     """The pricing knapsack (one option and one sequence count per deployment, weights in UNITS steps) returns the
     best value over every choice its step tables allow, and members that reach that value within the steps; with
     several options per deployment (the mixed-TP classes) as with one."""
     import itertools
 
-    from planner.patterns import UNITS, _Item, _knapsack, _step_tables
+    from planner.patterns import UNITS, _knapsack
 
-    limit = 1000 * 2**20
-    items = [_Item(d, p, "toy", tp, a * 2**20, b * 2**20, m, limit)
-             for d, opts in enumerate(options) for p, (a, b, m, tp) in enumerate(opts)]
-    mu = {d: mus[d] for d in range(len(options))}
-    nu = {(d, p): nus[3 * d + p] for d, opts in enumerate(options) for p in range(len(opts))}
-    steps = _step_tables(items)
+    items, mu, nu, steps = _toy_pricing(options, mus, nus, 3)
     variant = "coarse" if coarse else "all"
 
     def choices(d):  # (value, steps, member) of every choice of deployment d, or leaving it out
@@ -234,23 +246,16 @@ def test_compiled_and_numpy_knapsacks_agree(stages, mus, nus, inv_tps, units):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(20, 600), st.integers(1, 150), st.integers(1, 6),
-                                   st.sampled_from([1, 2])), min_size=1, max_size=2), min_size=2, max_size=6),
-       st.lists(st.floats(0, 1), min_size=6, max_size=6), st.lists(st.floats(-0.5, 1), min_size=12, max_size=12),
-       st.data())
+@given(_toy_options(2, (2, 6)), st.lists(st.floats(0, 1), min_size=6, max_size=6),
+       st.lists(st.floats(-0.5, 1), min_size=12, max_size=12), st.data())
 def test_pool_knapsacks_over_subsets_match_a_fresh_knapsack(options, mus, nus, data):
     """A _Pool (items at fixed duals, arrays built once) gives, for any subset of its deployments in any order, the
     value a knapsack over just those deployments' items gives, members drawn from them; `densest` returns the
     CANDIDATES first deployments of a ranking not taken, in order of appearance."""
     from planner import patterns
-    from planner.patterns import _Item, _knapsack, _Pool, _step_tables
+    from planner.patterns import _knapsack, _Pool
 
-    limit = 1000 * 2**20
-    items = [_Item(d, p, "toy", tp, a * 2**20, b * 2**20, m, limit)
-             for d, opts in enumerate(options) for p, (a, b, m, tp) in enumerate(opts)]
-    mu = {d: mus[d] for d in range(len(options))}
-    nu = {(d, p): nus[2 * d + p] for d, opts in enumerate(options) for p in range(len(opts))}
-    steps = _step_tables(items)
+    items, mu, nu, steps = _toy_pricing(options, mus, nus, 2)
     coarse = data.draw(st.booleans())
     pool = _Pool(items, steps, mu, nu, coarse)
     subset = data.draw(st.permutations(range(len(options))).map(lambda ds: ds[:data.draw(st.integers(0, len(ds)))]))
