@@ -534,8 +534,8 @@ def _rank(items: list[_Item], steps, mu: dict[int, float], nu: dict[int, float])
 
 
 class _Pool:
-    """Items at fixed duals, in arrays, for many knapsacks over subsets of their deployments (the compiled dynamic
-    program of `planner.knapsack` over the step tables' flat arrays, `variant` "coarse" or "all"). Built once per
+    """Items at fixed duals, in arrays, for many knapsacks over subsets of their deployments (the dynamic program
+    of `planner.knapsack`, compiled once loaded, over the step tables' flat arrays, "coarse" or "all"). Built once per
     class and round: the repair's windows and exclusions and pricing's further columns then pay no Python loop
     over the items per knapsack (on 2,000 deployments that loop cost as much as the knapsacks)."""
 
@@ -571,7 +571,7 @@ class _Pool:
 
     def solve(self, deployments: list[int]) -> tuple[float, list[tuple[int, int, int]]]:
         """The multiple-choice knapsack over `deployments`' items (one shard per deployment, stages in the order
-        given): (value, members (d, p, k)). Ties: a deployment stays out. Releases the GIL while it runs."""
+        given): (value, members (d, p, k)). Ties: a deployment stays out. Compiled, it releases the GIL."""
         from planner.knapsack import mckp
 
         if not deployments:
@@ -1041,8 +1041,8 @@ class _Generator:
     def price(self, which, mu, nu, prices, coarse: bool) -> tuple[int, dict[int, float], set[int]]:
         """Price classes `which` at `prices`; add improving columns. Returns (columns added, every class's value
         bound, a dominated class's its dominator's, when `which` holds them all; classes that found a column).
-        Classes are priced on `self.threads` threads (the knapsack releases the GIL) and their columns added in
-        class order, so the columns do not depend on the threads."""
+        Classes are priced on `self.threads` threads (the compiled knapsack releases the GIL) and their columns
+        added in class order, so the columns do not depend on the threads."""
         added, found, values = 0, set(), {}
         columns = partial(self._class_columns, mu=mu, nu=nu, prices=prices, coarse=coarse)
         for c, (value, hit, patterns) in zip(which, self._each(columns, which)):

@@ -133,7 +133,8 @@ def test_synthetic_fleet_of_twenty_beats_the_aggregated_placement(tmp_path):
     assert result.bound_usd_per_hour <= cost
     assert cost / result.bound_usd_per_hour < 1.15  # measured 1.07-1.10; the old aggregated path gave 1.2-1.4
     # The output names what found the plan and how, not the aggregated model this path no longer uses for it.
-    assert result.status == "feasible" and result.solver == "column generation + scip (decomposed)"
+    # (emptying instances may polish a plan the integer master found under load: "+ repacking")
+    assert result.status == "feasible" and result.solver.startswith("column generation + scip")
     assert any("column generation over GPU patterns" in note for note in result.notes)
     assert not any("aggregated model" in note for note in result.notes)
 
