@@ -7,21 +7,26 @@ on 100 bench deployments the knapsacks took about 2.5 s of a 10 s solve, and on 
 about 1 s each, almost all of it in them. Compiled, the same dynamic program is several times faster per call, and
 since it releases the GIL, classes can be priced on several threads at once (`patterns._Generator.price`).
 
-Compiling costs about 3 s once per machine (then numba's cache loads it in about 0.45 s, import included), so it
-is loaded on a background thread (`load_in_background`, started by the solver when a scenario takes the pattern
-path, or by the first knapsack), and until it is ready `mckp` runs the NumPy version, which returns exactly the
-same answers (`tests/test_patterns.py` checks both against each other and against brute force). Without numba
-installed the NumPy version simply stays.
+Compiling costs about 3 s once per machine, then numba's cache loads it in about 0.45 s (import included), most of
+it interpreter time, which a short solve cannot spare. So the solver loads it only when the pattern path has
+time to win it back (`solver.COMPILED_PRICING_MIN_S`; `load`): from the cache at once, or, when the cache is
+cold, on a background thread after a child process has compiled it (`_load`); until it is ready `mckp` runs the
+NumPy version, which returns exactly the same answers (`tests/test_patterns.py` checks both against each other and
+against brute force). Without numba installed the NumPy version simply stays.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-TIE_TOLERANCE = 1e-12  # a deployment whose stage adds no more than this to the value at a capacity stays out
+# A deployment whose stage adds no more than this to the value (USD/h, as the duals) at a capacity stays out.
+TIE_TOLERANCE_USD_PER_HOUR = 1e-12
 
 
 def _mckp_loops(stage_start, first, count, mu, nu, inv_tp, ks, w, units):  # pragma: no cover - compiled
@@ -52,7 +57,7 @@ def _mckp_loops(stage_start, first, count, mu, nu, inv_tp, ks, w, units):  # pra
     c = units
     for s in range(stages - 1, -1, -1):  # trace back: the choice that reaches the value at the capacity left
         before = tables[s]
-        if tables[s + 1][c] <= before[c] + TIE_TOLERANCE:
+        if tables[s + 1][c] <= before[c] + TIE_TOLERANCE_USD_PER_HOUR:
             continue
         best, bi, bj = -np.inf, -1, -1
         for i in range(stage_start[s], stage_start[s + 1]):
@@ -76,7 +81,7 @@ def mckp_numpy(stage_start, first, count, mu, nu, inv_tp, ks, w, units):
     tables[0, :] = 0.0
     padded = np.full(2 * units + 2, -np.inf)  # [-inf x (units + 1), the table]
     windows = as_strided(padded, (units + 2, units + 1), padded.strides * 2, writeable=False)  # padded[s + c]
-    choices = []  # per stage: (item of each choice, its weight, its value)
+    choices = []  # per stage: (item of each choice, its row in the flat tables, its weight, its value)
     for s in range(stages):
         items = np.arange(stage_start[s], stage_start[s + 1])
         per = count[items]
@@ -97,7 +102,7 @@ def mckp_numpy(stage_start, first, count, mu, nu, inv_tp, ks, w, units):
     c = units
     for s in range(stages - 1, -1, -1):
         before = tables[s]
-        if tables[s + 1][c] <= before[c] + TIE_TOLERANCE:
+        if tables[s + 1][c] <= before[c] + TIE_TOLERANCE_USD_PER_HOUR:
             continue
         owner, at, weight, value = choices[s]
         fits = np.flatnonzero(weight <= c)
@@ -111,37 +116,71 @@ _compiled = None  # the compiled `_mckp_loops`, once loaded
 _loading: threading.Thread | None = None
 
 
-def _load() -> None:
-    global _compiled
+def _compile():
+    """The compiled `_mckp_loops`, called once so that numba compiles it (or loads it from its cache); None
+    without numba."""
     try:
         from numba import njit
     except ImportError:  # the NumPy version stays
-        return
+        return None
     compiled = njit(cache=True, nogil=True)(_mckp_loops)
     none = np.zeros(1, np.int64)
     compiled(none, none, none, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 1)
-    _compiled = compiled
+    return compiled
+
+
+def _cached() -> bool:
+    """Whether numba's cache beside this file has an index for the program (named after the module, the function,
+    its first line and the Python version). Numba itself checks that the index matches the source; this guess
+    only picks where a compile would run: a stale index (an edit that moved no line) compiles on the loading
+    thread once, and a cache numba keeps elsewhere (a read-only install) costs a child process at every start,
+    never a wrong answer."""
+    here = Path(__file__)
+    name = (f"{here.stem}.{_mckp_loops.__name__}-{_mckp_loops.__code__.co_firstlineno}"
+            f".py{sys.version_info.major}{sys.version_info.minor}.nbi")
+    return (here.parent / "__pycache__" / name).exists()
+
+
+def _load() -> None:
+    """Load the compiled program from numba's cache; when it is not there yet, compile it in a child process first
+    (which fills the cache). Numba's compiler is mostly Python: compiling on a thread of this process held the
+    interpreter for about 3 s and starved the solve it was meant to speed up (a 3 s solve of 20 bench
+    deployments: $26.68/h instead of $21.07/h). Loading takes about 0.45 s; the child about 1 s more, which is why
+    it runs only when the cache is cold."""
+    global _compiled
+    if not _cached():
+        subprocess.run([sys.executable, "-c", "from planner.knapsack import _compile; _compile()"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    _compiled = _compile()
 
 
 def load_in_background() -> None:
-    """Start loading the compiled version on a daemon thread (once per process; the work is numba's, which leaves
-    the interpreter free most of the time it compiles)."""
+    """Start loading the compiled version on a daemon thread (once per process; see `_load`)."""
     global _loading
     if _loading is None:
         _loading = threading.Thread(target=_load, name="knapsack-compile", daemon=True)
         _loading.start()
 
 
-def wait_loaded() -> None:
-    """Block until the compiled version is loaded (or known unavailable): worker processes forked after this
-    inherit it instead of each running the NumPy version while loading their own."""
-    load_in_background()
-    _loading.join()
+def load() -> None:
+    """Load the compiled version: here and now from numba's cache when it is there (about 0.45 s; on a thread it
+    held the interpreter as long under contention, and 100 deployments began column generation's rounds at 2.3 s
+    instead of 1.5 s), else on a background thread after a child process has compiled it."""
+    global _compiled
+    if _compiled is None and _loading is None:
+        if _cached():
+            _compiled = _compile()
+        else:
+            load_in_background()
+
+
+def finish_loading() -> None:
+    """Wait for a load under way, if any: worker processes forked after this inherit the compiled version instead
+    of each running the NumPy version while loading their own."""
+    if _loading is not None:
+        _loading.join()
 
 
 def mckp(stage_start, first, count, mu, nu, inv_tp, ks, w, units):
-    """The knapsack (see `_mckp_loops`): compiled once loaded, NumPy until then."""
-    if _compiled is None:
-        load_in_background()
-        return mckp_numpy(stage_start, first, count, mu, nu, inv_tp, ks, w, units)
-    return _compiled(stage_start, first, count, mu, nu, inv_tp, ks, w, units)
+    """The knapsack (see `_mckp_loops`): compiled once loaded, NumPy until then (or without a load)."""
+    return (_compiled or mckp_numpy)(stage_start, first, count, mu, nu, inv_tp, ks, w, units)

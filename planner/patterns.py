@@ -587,12 +587,6 @@ class _Pool:
                               for i, k in zip(chosen[::-1].tolist(), seqs[::-1].tolist()) if i >= 0]
 
 
-def _knapsack(per_item: list[_Item], steps, mu: dict[int, float], nu: dict[tuple[int, int], float], coarse: bool):
-    """The multiple-choice knapsack over `per_item` (one shard per deployment): (value, members)."""
-    pool = _Pool(per_item, steps, mu, nu, coarse)
-    return pool.solve(pool.deployments)
-
-
 def _value_bound(items: list[_Item], mu: dict[int, float], nu: dict[int, float]) -> float:
     """An upper bound on any pattern's value over `items`, much tighter than the pricing DP's at the same cost.
 
@@ -1063,11 +1057,12 @@ class _Generator:
         cost = prices[g, t]
         if self.single or c in self.exclusive:  # every pattern is a column already: exact value, nothing to add
             return _single_value(pool, mu, nu), False, []
-        value, members, per_item, order, _ = _price(pool, self.steps, mu, nu, cost, coarse)
+        value, members, per_item, order, priced = _price(pool, self.steps, mu, nu, cost, coarse)
         hit = bool(members)
         patterns: list[Pattern] = []
         taken: set[int] = set()
-        further = _Pool(per_item, self.steps, mu, nu, True) if members else None
+        # further columns price coarsely: on the pool _price built when it did, else on one of their own
+        further = (priced if coarse else _Pool(per_item, self.steps, mu, nu, True)) if members else None
         for _ in range(self.columns_per_class):  # then the best pattern without those deployments, and so on
             if not members:
                 break
@@ -2003,9 +1998,9 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
     workers = min(len(groups), cores) if multiprocessing.get_start_method() == "fork" else 1
     global _GROUP_FLEET
     if workers > 1:  # forked with the compiled knapsack loaded, and no thread of ours still loading it
-        from planner.knapsack import wait_loaded
+        from planner.knapsack import finish_loading
 
-        wait_loaded()
+        finish_loading()
     _GROUP_FLEET = (demands, policy, incumbent, max(1, cores // workers), _group_offers(offers, slot_bounds, groups))
     chosen: list = []
     columns = []

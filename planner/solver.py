@@ -60,6 +60,11 @@ EXACT_PLACEMENT_VARIABLES = 6000
 # the exact model proves optimality alone (5 deployments, 1,437 variables: 1.4 s).
 EXACT_ALONE_PLACEMENT_VARIABLES = 2000
 HYBRID_DECOMPOSED_SHARE = 0.4
+# The pattern path loads the compiled pricing knapsack (planner/knapsack.py) only when it has at least this long:
+# the load costs about 0.45 s of interpreter time, which a short solve cannot win back (a 3 s solve of 20 bench
+# deployments, 1.2 s of it on the pattern path, got $26.68/h or $21.07/h from run to run with the load and $21.07/h
+# without; 100 deployments in 10 s stall column generation in about 1.5 s compiled against about 5 s in NumPy).
+COMPILED_PRICING_MIN_S = 5.0
 # After the aggregated fleet model, the exact model re-places the fleet (its instance counts + 1 per type) when it
 # stays below this size; every fleet is then consolidated by large-neighbourhood search (planner.decompose).
 REFINE_PLACEMENT_VARIABLES = 8000
@@ -191,13 +196,12 @@ def solve(demands: list[Demand], offers: list[Offer], policy: Policy, *, time_li
     if placement_vars > EXACT_PLACEMENT_VARIABLES or hybrid:
         from planner.decompose import solve_decomposed
 
-        if patterns:  # the compiled pricing knapsack loads while the aggregated fleet model runs
-            from planner.knapsack import load_in_background
-
-            load_in_background()
-
         say(f"{placement_vars} placement variables: deciding the fleet on the aggregated model, then placing")
         share = HYBRID_DECOMPOSED_SHARE if placement_vars <= EXACT_PLACEMENT_VARIABLES else 1.0
+        if patterns and share * limit >= COMPILED_PRICING_MIN_S:
+            from planner.knapsack import load
+
+            load()
         plan, status, bound, engine = solve_decomposed(demands, pool, policy, slot_bounds, hint, share * limit,
                                                        workers, say, started, polish=share == 1.0)
         if share < 1.0 and status == "feasible" and plan is not None:

@@ -168,6 +168,14 @@ def _toy_options(options_per_deployment: int, deployments: tuple[int, int]):
                     min_size=deployments[0], max_size=deployments[1])
 
 
+def _knapsack(items, steps, mu, nu, coarse: bool):
+    """The pricing knapsack over every deployment of `items`: (value, members)."""
+    from planner.patterns import _Pool
+
+    pool = _Pool(items, steps, mu, nu, coarse)
+    return pool.solve(pool.deployments)
+
+
 def _toy_pricing(options, mus, nus, per: int):
     """Items of `options` on a toy GPU of 1,000 MiB, their duals (nus[per x d + p] for option p of d) and steps."""
     from planner.patterns import _Item, _step_tables
@@ -189,7 +197,7 @@ def test_pricing_knapsack_is_the_best_choice_over_its_steps(options, mus, nus, c
     several options per deployment (the mixed-TP classes) as with one."""
     import itertools
 
-    from planner.patterns import UNITS, _knapsack
+    from planner.patterns import UNITS
 
     items, mu, nu, steps = _toy_pricing(options, mus, nus, 3)
     variant = "coarse" if coarse else "all"
@@ -226,7 +234,8 @@ def test_compiled_and_numpy_knapsacks_agree(stages, mus, nus, inv_tps, units):
 
     from planner import knapsack
 
-    knapsack.wait_loaded()
+    knapsack.load_in_background()
+    knapsack.finish_loading()
     assert knapsack._compiled is not None
     stage_start, first, count, ks, w = [0], [], [], [], []
     for options in stages:
@@ -254,7 +263,7 @@ def test_pool_knapsacks_over_subsets_match_a_fresh_knapsack(options, mus, nus, d
     value a knapsack over just those deployments' items gives, members drawn from them; `densest` returns the
     CANDIDATES first deployments of a ranking not taken, in order of appearance."""
     from planner import patterns
-    from planner.patterns import _knapsack, _Pool
+    from planner.patterns import _Pool
 
     items, mu, nu, steps = _toy_pricing(options, mus, nus, 2)
     coarse = data.draw(st.booleans())
