@@ -281,7 +281,9 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
         best, found_by = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
         if polish:
             deadline = started + time_limit_s
-            drained = _emptied(best, demands, offers, policy, DRAIN_SHARE, deadline, say)
+            # A plan the pattern path has emptied instances of to the end is left as it is.
+            settled = best is result.plan and result.drained
+            drained = None if settled else _emptied(best, demands, offers, policy, DRAIN_SHARE, deadline, say)
             if drained is not None:
                 best = drained
                 candidates.append((best, f"{found_by} + repacking"))

@@ -234,6 +234,35 @@ def test_emptying_instances_packs_a_spread_plan():
     check(sol, rules_for_scenario(path))
 
 
+def test_emptying_instances_first_drops_a_replica_its_deployment_can_absorb():
+    """A hand-built plan on one 4 x L4 instance: the router's 64 sequences as 63 + 1 on two GPUs, as an integer
+    master covering them with the columns it has can leave them. The one sequence fits beside the 63, so drain
+    drops the second replica and its copy of the weights; the plan stays valid."""
+    import time
+
+    from planner.greedy import drain
+    from planner.plan import prepare
+    from planner.solution import PlacedReplica, Plan, PlannedInstance, to_solution
+
+    path = ROOT / "scenarios/colocate-small.yaml"
+    prep = prepare(path)
+    l4 = [next(k for k, o in enumerate(d.options) if o.gpu == "l4-24gb" and o.tp == 1) for d in prep.demands]
+    router = prep.demands[0].concurrency
+    replicas = [PlacedReplica(deployment=0, option=l4[0], instance=0, first_gpu=g, seqs=q)
+                for g, q in enumerate([router - 1, 1])]
+    replicas += [PlacedReplica(deployment=d, option=l4[d], instance=0, first_gpu=d, seqs=prep.demands[d].concurrency)
+                 for d in (1, 2, 3)]
+    plan = Plan(instances=[PlannedInstance(offer="aws/g6.12xlarge")], replicas=replicas)
+    # Only this instance type on offer, so emptying the instance cannot pay: what changes is the absorption alone.
+    offers = [o for o in prep.offers if o.id == "aws/g6.12xlarge"]
+    drained = drain(plan, prep.demands, offers, prep.scenario.policy, time.perf_counter() + 10)
+    assert [(r.first_gpu, r.seqs) for r in drained.replicas if r.deployment == 0] == [(0, router)]
+    assert drained.replicas[1:] == replicas[2:] and drained.instances == plan.instances
+    sol = to_solution(drained, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, rules_for_scenario(path))
+
+
 def test_emptying_an_owned_instance_keeps_replica_counts_and_owned_units_first(tmp_path):
     """A hand-built plan: an owned 4 x L4 instance holds only the router's two replicas (replicas.min 2), a rented
     one holds the other three models. Emptying the owned one puts the router's two replicas on two GPUs of the

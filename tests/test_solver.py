@@ -4,6 +4,7 @@ Every plan produced here goes through the independent validator."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from planner.offers import Offer
 from planner.solution import to_solution
@@ -121,3 +122,43 @@ def test_emptying_instances_keeps_plans_valid_and_never_costs_more(inst):
     optimum = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
     assert optimum.status == "optimal" and drained.cost_usd_per_hour(by_id) >= optimum.plan.cost_usd_per_hour(
         by_id) - 1e-6
+
+
+@FAST
+@given(instances(max_deployments=3, max_concurrency=8), st.integers(1, 3))
+def test_drained_plans_keep_no_replica_their_deployment_could_absorb(inst, extra):
+    """greedy.drain from a first-fit plan with up to `extra` more replicas per deployment than it needs (its
+    sequences split thinner): the result is valid and costs no more, and no replica above `replicas.min` is left
+    whose sequences would fit in the room its deployment's other replicas have (their GPUs' free memory, their
+    max_seqs), recomputed here from the plan's bytes."""
+    import time
+
+    from planner.greedy import drain, greedy_plan
+
+    thin = [d.model_copy(update={"min_replicas": max(d.min_replicas, min(d.concurrency, d.min_replicas + extra))})
+            for d in inst.demands]
+    plan = greedy_plan(thin, inst.offers, inst.policy)
+    assume(plan is not None)
+    by_id = {o.id: o for o in inst.offers}
+    drained = drain(plan, inst.demands, inst.offers, inst.policy, time.perf_counter() + 10)
+    sol = to_solution(drained, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, inst.rules())
+    assert drained.cost_usd_per_hour(by_id) <= plan.cost_usd_per_hour(by_id) + 1e-9
+    used: dict[tuple[int, int], int] = {}
+    for r in drained.replicas:
+        opt = inst.demands[r.deployment].options[r.option]
+        for g in range(r.first_gpu, r.first_gpu + opt.tp):
+            used[r.instance, g] = used.get((r.instance, g), 0) + opt.placed_bytes(r.seqs)
+    for d in inst.demands:
+        mine = [r for r in drained.replicas if r.deployment == d.index]
+        if len(mine) <= max(1, d.min_replicas):
+            continue
+
+        def room(r):
+            opt = d.options[r.option]
+            free = min(opt.limit_bytes - used[r.instance, g] for g in range(r.first_gpu, r.first_gpu + opt.tp))
+            return min(free // opt.kv_seq_bytes, opt.max_seqs - r.seqs)
+
+        for r in mine:
+            assert r.seqs > sum(room(o) for o in mine if o is not r), (d.index, r)
