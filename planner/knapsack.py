@@ -20,7 +20,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -116,29 +115,42 @@ _compiled = None  # the compiled `_mckp_loops`, once loaded
 _loading: threading.Thread | None = None
 
 
-def _compile():
-    """The compiled `_mckp_loops`, called once so that numba compiles it (or loads it from its cache); None
-    without numba."""
+def _dispatcher():
+    """numba's (not yet compiled) dispatcher for `_mckp_loops`, caching on: None without numba, or where numba
+    finds nowhere to keep a cache (then the NumPy version stays: compiling at every start costs more than it
+    saves in most solves). Importing numba takes about 0.3 s."""
     try:
         from numba import njit
     except ImportError:  # the NumPy version stays
         return None
-    compiled = njit(cache=True, nogil=True)(_mckp_loops)
+    try:
+        return njit(cache=True, nogil=True)(_mckp_loops)
+    except RuntimeError:  # "cannot cache function ...: no locator available" (nowhere writable)
+        return None
+
+
+def _compile(dispatcher=None):
+    """The compiled `_mckp_loops`, called once so that numba compiles it (or loads it from its cache); None
+    without numba."""
+    dispatcher = dispatcher or _dispatcher()
+    if dispatcher is None:
+        return None
     none = np.zeros(1, np.int64)
-    compiled(none, none, none, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 1)
-    return compiled
+    dispatcher(none, none, none, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 1)
+    return dispatcher
 
 
-def _cached() -> bool:
-    """Whether numba's cache beside this file has an index for the program (named after the module, the function,
-    its first line and the Python version). Numba itself checks that the index matches the source; this guess
-    only picks where a compile would run: a stale index (an edit that moved no line) compiles on the loading
-    thread once, and a cache numba keeps elsewhere (a read-only install) costs a child process at every start,
-    never a wrong answer."""
-    here = Path(__file__)
-    name = (f"{here.stem}.{_mckp_loops.__name__}-{_mckp_loops.__code__.co_firstlineno}"
-            f".py{sys.version_info.major}{sys.version_info.minor}.nbi")
-    return (here.parent / "__pycache__" / name).exists()
+def _cached(dispatcher) -> bool:
+    """Whether numba's cache holds the compiled program for this very source, read as numba reads it: where numba
+    keeps it (beside this file, or in the user's cache directory when this one is read-only, NUMBA_CACHE_DIR), and
+    fresh (an index written for an older source, after an upgrade or a `git pull`, counts as none: numba would
+    compile for 3-4 s on the loading thread). This only picks where a compile would run, never what runs. Numba's
+    index is read through its own objects, guarded: should a numba release rename them, every start pays the child
+    process instead (about 1 s on another core)."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001 - numba's private layout changed: take the child-process path
+        return False
 
 
 def _load() -> None:
@@ -148,10 +160,13 @@ def _load() -> None:
     deployments: $26.68/h instead of $21.07/h). Loading takes about 0.45 s; the child about 1 s more, which is why
     it runs only when the cache is cold."""
     global _compiled
-    if not _cached():
+    dispatcher = _dispatcher()
+    if dispatcher is None:
+        return
+    if not _cached(dispatcher):
         subprocess.run([sys.executable, "-c", "from planner.knapsack import _compile; _compile()"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    _compiled = _compile()
+    _compiled = _compile(dispatcher)
 
 
 def load_in_background() -> None:
@@ -168,9 +183,10 @@ def load() -> None:
     instead of 1.5 s), else on a background thread after a child process has compiled it."""
     global _compiled
     if _compiled is None and _loading is None:
-        if _cached():
-            _compiled = _compile()
-        else:
+        dispatcher = _dispatcher()  # on a cold cache, 0.3 s here once per machine: where numba keeps its cache
+        if dispatcher is not None and _cached(dispatcher):
+            _compiled = _compile(dispatcher)
+        elif dispatcher is not None:
             load_in_background()
 
 

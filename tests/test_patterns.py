@@ -255,6 +255,37 @@ def test_compiled_and_numpy_knapsacks_agree(stages, mus, nus, inv_tps, units):
     assert item.tolist() == item_np.tolist() and seqs.tolist() == seqs_np.tolist()
 
 
+def test_a_compiled_program_counts_as_cached_only_for_its_own_source(tmp_path, monkeypatch):
+    """knapsack._cached reads numba's cache index as numba does: none before the first compile, there after it,
+    and none again once the source changes (after an upgrade or a `git pull`), so that a stale cache is compiled
+    in a child process, never for seconds on the solving process's threads."""
+    import importlib
+    import os
+    import sys
+
+    import pytest
+
+    from planner import knapsack
+
+    numba = pytest.importorskip("numba")
+    module = tmp_path / "cached_toy.py"
+    module.write_text("def twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def dispatcher():
+        sys.modules.pop("cached_toy", None)
+        importlib.invalidate_caches()
+        return numba.njit(cache=True)(importlib.import_module("cached_toy").twice)
+
+    assert not knapsack._cached(dispatcher())
+    assert dispatcher()(3) == 6  # compiles and writes the cache
+    assert knapsack._cached(dispatcher())
+    module.write_text("def twice(x):\n    return x + x\n")
+    stat = module.stat()
+    os.utime(module, (stat.st_atime, stat.st_mtime + 10))  # a new source, whatever the clock's resolution
+    assert not knapsack._cached(dispatcher())
+
+
 @settings(max_examples=40, deadline=None)
 @given(_toy_options(2, (2, 6)), st.lists(st.floats(0, 1), min_size=6, max_size=6),
        st.lists(st.floats(-0.5, 1), min_size=12, max_size=12), st.data())
