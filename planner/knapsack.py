@@ -132,7 +132,8 @@ def _dispatcher():
 def _compile(dispatcher=None):
     """The compiled `_mckp_loops`, called once so that numba compiles it (or loads it from its cache); None
     without numba."""
-    dispatcher = dispatcher or _dispatcher()
+    if dispatcher is None:
+        dispatcher = _dispatcher()
     if dispatcher is None:
         return None
     none = np.zeros(1, np.int64)

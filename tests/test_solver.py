@@ -102,23 +102,32 @@ def test_an_owned_instance_never_raises_cost(inst):
         assert more["cost"] is not None and more["cost"] <= base["cost"] + 1e-6
 
 
+def _drained_checked(plan, inst: Instance):
+    """greedy.drain on `plan`: the result, after checking that it passes the validator and costs no more."""
+    import time
+
+    from planner.greedy import drain
+
+    by_id = {o.id: o for o in inst.offers}
+    drained = drain(plan, inst.demands, inst.offers, inst.policy, time.perf_counter() + 10)
+    sol = to_solution(drained, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible", None, 0.0,
+                      "test").model_dump(mode="json")
+    check(sol, inst.rules())
+    assert drained.cost_usd_per_hour(by_id) <= plan.cost_usd_per_hour(by_id) + 1e-9
+    return drained
+
+
 @FAST
 @given(instances(max_deployments=4, max_concurrency=6))
 def test_emptying_instances_keeps_plans_valid_and_never_costs_more(inst):
     """greedy.drain from a plan with every replica on GPUs of its own: the result passes the validator (quotas,
     owned units first, anti-affinity, replica bounds, coverage) and costs no more; the optimum bounds it below."""
-    import time
-
-    from planner.greedy import drain, greedy_plan
+    from planner.greedy import greedy_plan
 
     spread = greedy_plan(inst.demands, inst.offers, inst.policy.model_copy(update={"colocate": False}))
     assume(spread is not None)
     by_id = {o.id: o for o in inst.offers}
-    drained = drain(spread, inst.demands, inst.offers, inst.policy, time.perf_counter() + 10)
-    sol = to_solution(drained, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible", None, 0.0,
-                      "test").model_dump(mode="json")
-    check(sol, inst.rules())
-    assert drained.cost_usd_per_hour(by_id) <= spread.cost_usd_per_hour(by_id) + 1e-9
+    drained = _drained_checked(spread, inst)
     optimum = solve(inst.demands, inst.offers, inst.policy, time_limit_s=20, threads=1)
     assert optimum.status == "optimal" and drained.cost_usd_per_hour(by_id) >= optimum.plan.cost_usd_per_hour(
         by_id) - 1e-6
@@ -131,20 +140,13 @@ def test_drained_plans_keep_no_replica_their_deployment_could_absorb(inst, extra
     sequences split thinner): the result is valid and costs no more, and no replica above `replicas.min` is left
     whose sequences would fit in the room its deployment's other replicas have (their GPUs' free memory, their
     max_seqs), recomputed here from the plan's bytes."""
-    import time
-
-    from planner.greedy import drain, greedy_plan
+    from planner.greedy import greedy_plan
 
     thin = [d.model_copy(update={"min_replicas": max(d.min_replicas, min(d.concurrency, d.min_replicas + extra))})
             for d in inst.demands]
     plan = greedy_plan(thin, inst.offers, inst.policy)
     assume(plan is not None)
-    by_id = {o.id: o for o in inst.offers}
-    drained = drain(plan, inst.demands, inst.offers, inst.policy, time.perf_counter() + 10)
-    sol = to_solution(drained, inst.demands, inst.offers, inst.scenario(), inst.gpus, "feasible", None, 0.0,
-                      "test").model_dump(mode="json")
-    check(sol, inst.rules())
-    assert drained.cost_usd_per_hour(by_id) <= plan.cost_usd_per_hour(by_id) + 1e-9
+    drained = _drained_checked(plan, inst)
     used: dict[tuple[int, int], int] = {}
     for r in drained.replicas:
         opt = inst.demands[r.deployment].options[r.option]
@@ -155,7 +157,7 @@ def test_drained_plans_keep_no_replica_their_deployment_could_absorb(inst, extra
         if len(mine) <= max(1, d.min_replicas):
             continue
 
-        def room(r):
+        def room(r, d=d):
             opt = d.options[r.option]
             free = min(opt.limit_bytes - used[r.instance, g] for g in range(r.first_gpu, r.first_gpu + opt.tp))
             return min(free // opt.kv_seq_bytes, opt.max_seqs - r.seqs)
