@@ -159,8 +159,13 @@ GROUPS_SHARE = 0.6
 FLEET_BOUND_SMOOTHING = 0.5
 # ... and of the time a large fleet's groups leave for the fleet-wide bound, the share of the repair (the rest:
 # column generation from the groups' columns, which then moves its LP by cents per round). 500 deployments, 60 s:
-# bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave.
-FLEET_REPAIR_SHARE = 0.8
+# bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave. Column
+# generation's few rounds there take about 10 s at 2,000 deployments, with the fleet-wide master's build, whatever
+# its share; since the repair ends by the path's deadline however late they end (`run`'s `end`), the repair may
+# have the rest: 2,000 deployments, 0.95, bounds $1,699.94/h and $1,701.48/h (at 0.8: $1,695.34-1,698.83/h in
+# three runs; 0.95 without that cap ended 2.2 s past the limit); 500 deployments, where the repair converges,
+# $429.99/h and $430.01/h (at 0.8: $430.21-430.30/h).
+FLEET_REPAIR_SHARE = 0.95
 # ... before which emptying instances (greedy.drain) may take this share of the time left on the housed groups' plan
 # (2,000 deployments: a pass takes about 4 s; 500: about 1 s, and it ends on its own).
 GROUPED_DRAIN_SHARE = 0.25
@@ -1089,9 +1094,10 @@ class _Generator:
             return list(pool.map(f, classes))
 
     def run(self, deadline: float, say, certify_s: float, threads: int, seed: int,
-            smoothing: float = 0.0, repair_s: float = 0.0) -> tuple[float, float | None, bool]:
+            smoothing: float = 0.0, repair_s: float = 0.0, end: float = math.inf) -> tuple[float, float | None, bool]:
         """Column generation until no pattern prices out or `deadline`, then, unless it converged, `repair` of the
-        duals it would certify for up to `repair_s`, then `certify` (for up to `certify_s`, if any) both, or only the
+        duals it would certify for up to `repair_s` (and so that its certifications end by `end`, however late
+        column generation's last round ended), then `certify` (for up to `certify_s`, if any) both, or only the
         repaired ones when the others are far behind (CERTIFY_BOTH_WITHIN):
         (best bound, LP value, converged: no pattern prices out even with weights rounded down, so the LP value is
         the LP optimum). Partial rounds price (coarsely) only the classes that found columns last
@@ -1158,8 +1164,9 @@ class _Generator:
                             candidates, repair_s = [], repair_s + certify_s
                         # the duals certified without repair: the LP's at a stall, else the best bound's (500
                         # deployments: repaired to $430.03/h, the LP's last to $429.49-429.76/h in three runs)
-                        repaired, values = self.repair(raw if stalled or center is None else center,
-                                                       time.perf_counter() + max(0.0, repair_s - certify_s))
+                        until = min(time.perf_counter() + max(0.0, repair_s - certify_s),
+                                    end - certify_s * (len(candidates) + 1))
+                        repaired, values = self.repair(raw if stalled or center is None else center, until)
                         repaired = self.duals(repaired)
                         quick = self.bound(repaired[2], values, repaired[3])
                         say(f"patterns: the LP's duals repaired (LP ${repaired[2]:.2f}/h), bound ${quick:.2f}/h")
@@ -2050,7 +2057,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         gen.master.add(key)
     repair_s = FLEET_REPAIR_SHARE * (deadline - CERTIFY_SHARE * time_limit_s - time.perf_counter())
     bound, lp, converged = gen.run(deadline - CERTIFY_SHARE * time_limit_s - repair_s, say,
-                                   CERTIFY_SHARE * time_limit_s, threads, policy.seed, FLEET_BOUND_SMOOTHING, repair_s)
+                                   CERTIFY_SHARE * time_limit_s, threads, policy.seed, FLEET_BOUND_SMOOTHING, repair_s,
+                                   deadline)
     if lp is None:
         return PatternResult(None, None, plan, False, settled)
     return PatternResult(max(bound, 0.0), lp, plan, converged, settled)

@@ -482,6 +482,23 @@ def test_smoothing_prices_between_the_best_duals_and_the_lp(tmp_path, monkeypatc
     assert floor - 1e-6 <= bound <= lp + 1e-6
 
 
+def test_the_repair_ends_so_that_its_certification_ends_by_the_path_deadline(tmp_path, monkeypatch):
+    """A large fleet's bound: column generation stopped by its deadline at once, the repair given far more time
+    than is left. The repair's own deadline must leave its certifications their time before `end` (the pattern
+    path's deadline), however late column generation ended: it was relative to the repair's start, and 2,000
+    deployments ended 2.2 s past the limit when column generation's rounds took longer than their share."""
+    from planner import patterns
+
+    prep, greedy, slots = _twenty(tmp_path)
+    given, original = [], patterns._Generator.repair
+    monkeypatch.setattr(patterns._Generator, "repair",
+                        lambda self, raw, deadline: given.append(deadline) or original(self, raw, deadline))
+    gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
+    end = time.perf_counter() + 4
+    gen.run(time.perf_counter(), lambda _msg: None, 1.0, 1, 0, 0.0, repair_s=100.0, end=end)
+    assert len(given) == 1 and given[0] <= end - 1.0 + 1e-9
+
+
 def test_enriched_columns_are_real_patterns_and_make_the_better_plan(tmp_path):
     """On the 20-deployment catalog fleet: every column `enrich` adds is a real uniform pattern (one shard per
     deployment, exact bytes within the GPU), and the integer master over the enriched pool finds the $21.07/h plan
