@@ -159,12 +159,13 @@ GROUPS_SHARE = 0.6
 FLEET_BOUND_SMOOTHING = 0.5
 # ... and of the time a large fleet's groups leave for the fleet-wide bound, the share of the repair (the rest:
 # column generation from the groups' columns, which then moves its LP by cents per round). 500 deployments, 60 s:
-# bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave. Column
-# generation's few rounds there take about 10 s at 2,000 deployments, with the fleet-wide master's build, whatever
-# its share; since the repair ends by the path's deadline however late they end (`run`'s `end`), the repair may
-# have the rest: 2,000 deployments, 0.95, bounds $1,699.94/h and $1,701.48/h (at 0.8: $1,695.34-1,698.83/h in
-# three runs; 0.95 without that cap ended 2.2 s past the limit); 500 deployments, where the repair converges,
-# $429.99/h and $430.01/h (at 0.8: $430.21-430.30/h).
+# bound $425.83/h with 10% of the limit, $429.30/h with 30%, $429.76/h at 0.8 of what the groups leave. The repair
+# ends so that its certification ends by the path's deadline however late column generation's rounds end (`run`'s
+# `end`); at 2,000 deployments those rounds take about 10 s with the fleet-wide master's build, whatever their
+# share, more than 0.8 left them, so the path used to run into the polishing time. With the cap the repair has the
+# rest: 0.95 gave 2,000 deployments bounds of $1,690.69-1,701.48/h over five runs (mean $1,697.9/h), against
+# $1,695.34-1,698.83/h over three at 0.8 without the cap (mean $1,696.8/h); 500 deployments, whose repair
+# converges, $429.97-430.01/h in three against $430.21-430.30/h.
 FLEET_REPAIR_SHARE = 0.95
 # ... before which emptying instances (greedy.drain) may take this share of the time left on the housed groups' plan
 # (2,000 deployments: a pass takes about 4 s; 500: about 1 s, and it ends on its own).
