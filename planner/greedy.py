@@ -365,47 +365,60 @@ def _absorb(on: list[list[tuple[int, int, int, int]]], boxes: list[_Box], demand
             if demands[d].mode == "concurrency" and not demands[d].options[held[i][1]].exclusive:
                 where.setdefault(d, []).append((b, i))
     fill = {b: -sum(box.free) / box.offer.gpu_count for b, box in enumerate(boxes)}
-
-    def room(b: int, i: int) -> int:
-        d, k, first, seqs = on[b][i]
-        opt = demands[d].options[k]
-        fits = min(boxes[b].free[j] for j in range(first, first + opt.tp)) // opt.kv_seq_bytes
-        return max(0, min(fits, opt.max_seqs - seqs))
-
-    dropped = 0
-    for d, spots in where.items():
-        dem = demands[d]
-        while len(spots) > 1 and replicas[d] > max(1, dem.min_replicas):
-            ranked = sorted(spots, key=lambda s: (on[s[0]][s[1]][3],
-                                                  -dem.options[on[s[0]][s[1]][1]].static_bytes
-                                                  * dem.options[on[s[0]][s[1]][1]].tp))
-            for gone in ranked:
-                rest = sorted((s for s in spots if s != gone), key=lambda s: -fill[s[0]])
-                left = on[gone[0]][gone[1]][3]
-                if sum(room(*s) for s in rest) < left:
-                    continue
-                for b, i in rest:
-                    more = min(left, room(b, i))
-                    if more:
-                        dd, k, first, seqs = on[b][i]
-                        opt = dem.options[k]
-                        boxes[b].take(first, opt.tp, more * opt.kv_seq_bytes, d)
-                        on[b][i] = (dd, k, first, seqs + more)
-                        left -= more
-                b, i = gone
-                _, k, first, seqs = on[b][i]
-                boxes[b].take(first, dem.options[k].tp, -dem.options[k].placed_bytes(seqs), d)
-                on[b][i] = None  # removed below, once positions no longer matter
-                spots.remove(gone)
-                replicas[d] -= 1
-                dropped += 1
-                break
-            else:
-                break
+    dropped, again = 0, True
+    while again:  # until a pass drops nothing: a replica dropped frees room another deployment's may fit in
+        again = False
+        for d, spots in where.items():
+            dropped_before = dropped
+            dropped += _absorb_one(d, spots, on, boxes, demands, replicas, fill)
+            again = again or dropped > dropped_before
     if dropped:
         for b, held in enumerate(on):
             if any(r is None for r in held):
                 on[b] = [r for r in held if r is not None]
+    return dropped
+
+
+def _absorb_one(d: int, spots: list[tuple[int, int]], on: list[list], boxes: list[_Box], demands: list[Demand],
+                replicas: dict[int, int], fill: dict[int, float]) -> int:
+    """_absorb for deployment d, whose replicas sit at `spots` ((box, position in on[box]); those dropped leave
+    it, and their place in `on` becomes None). Returns how many were dropped."""
+
+    def room(b: int, i: int) -> int:
+        _, k, first, seqs = on[b][i]
+        opt = demands[d].options[k]
+        fits = min(boxes[b].free[j] for j in range(first, first + opt.tp)) // opt.kv_seq_bytes
+        return max(0, min(fits, opt.max_seqs - seqs))
+
+    dem = demands[d]
+    dropped = 0
+    while len(spots) > 1 and replicas[d] > max(1, dem.min_replicas):
+        ranked = sorted(spots, key=lambda s: (on[s[0]][s[1]][3],
+                                              -dem.options[on[s[0]][s[1]][1]].static_bytes
+                                              * dem.options[on[s[0]][s[1]][1]].tp))
+        for gone in ranked:
+            rest = sorted((s for s in spots if s != gone), key=lambda s: -fill[s[0]])
+            left = on[gone[0]][gone[1]][3]
+            if sum(room(*s) for s in rest) < left:
+                continue
+            for b, i in rest:
+                more = min(left, room(b, i))
+                if more:
+                    dd, k, first, seqs = on[b][i]
+                    opt = dem.options[k]
+                    boxes[b].take(first, opt.tp, more * opt.kv_seq_bytes, d)
+                    on[b][i] = (dd, k, first, seqs + more)
+                    left -= more
+            b, i = gone
+            _, k, first, seqs = on[b][i]
+            boxes[b].take(first, dem.options[k].tp, -dem.options[k].placed_bytes(seqs), d)
+            on[b][i] = None  # removed by _absorb, once positions no longer matter
+            spots.remove(gone)
+            replicas[d] -= 1
+            dropped += 1
+            break
+        else:
+            break
     return dropped
 
 
