@@ -100,30 +100,42 @@ def _prune(offers: list[Offer]) -> list[Offer]:
     return keep
 
 
-def _alone_bound(offer: Offer, demands: list[Demand]) -> int | None:
-    """H_o: instances of `offer` that host every deployment it can run, each alone; None if that is not possible
-    for some deployment that has options on this GPU type (then only the other bounds apply)."""
-    total = 0
+def _replicas_alone(demands: list[Demand]) -> list[dict[str, list[tuple[int, int | None]]]]:
+    """Per deployment, per GPU type: (tp, replicas the deployment needs on that option, or None where the option
+    cannot serve it within `replicas.max` or its load) for every option. Computed once per scenario, for
+    `_alone_bound` to read for every offer (2,000 deployments over 43 offers: 2.5 s when each offer recomputed
+    it)."""
+    out = []
     for d in demands:
-        opts = [p for p in d.options if p.gpu == offer.gpu and p.tp <= offer.gpu_count]
-        if not opts:
-            continue
-        best = None
-        for p in opts:
-            if d.mode == "throughput":
-                if not all(p.bucket_rps):
-                    continue
+        by_gpu: dict[str, list[tuple[int, int | None]]] = {}
+        for p in d.options:
+            if d.mode == "throughput" and not all(p.bucket_rps):  # some bucket it cannot serve
+                replicas = None
+            elif d.mode == "throughput":
                 loads = sum(bucket_load(b.requests_per_s, r) for b, r in zip(d.buckets, p.bucket_rps))
                 replicas = max(d.min_replicas, math.ceil(loads / LOAD_UNITS))
             else:
                 replicas = max(d.min_replicas, math.ceil(d.concurrency / p.max_seqs))
-            if d.max_replicas is not None and replicas > d.max_replicas:
-                continue
-            n = math.ceil(replicas / (offer.gpu_count // p.tp))
-            best = n if best is None else min(best, n)
-        if best is None:
+            if replicas is not None and d.max_replicas is not None and replicas > d.max_replicas:
+                replicas = None
+            by_gpu.setdefault(p.gpu, []).append((p.tp, replicas))
+        out.append(by_gpu)
+    return out
+
+
+def _alone_bound(offer: Offer, needs: list[dict[str, list[tuple[int, int | None]]]]) -> int | None:
+    """H_o: instances of `offer` that host every deployment it can run, each alone; None if that is not possible
+    for some deployment that has options on this GPU type (then only the other bounds apply). `needs`: what
+    `_replicas_alone` gives for the deployments."""
+    total = 0
+    for by_gpu in needs:
+        opts = [(tp, replicas) for tp, replicas in by_gpu.get(offer.gpu, ()) if tp <= offer.gpu_count]
+        if not opts:
+            continue
+        usable = [math.ceil(replicas / (offer.gpu_count // tp)) for tp, replicas in opts if replicas is not None]
+        if not usable:
             return None
-        total += best
+        total += min(usable)
     return total
 
 
@@ -153,11 +165,12 @@ def _slot_prices(o: Offer, n: int) -> list[float]:
 def _slot_bounds(pool: list[Offer], demands: list[Demand], ub: float | None) -> dict[str, int]:
     """N_o for every offer (module docstring, "Slot bounds"), with `ub` the cost of a known plan."""
     slot_bounds: dict[str, int] = {}
+    needs = _replicas_alone(demands)
     for o in pool:
         bounds = [o.max_instances] if o.max_instances is not None else []
         if ub is not None and o.price_usd_per_hour > 0:
             bounds.append(o.owned + math.floor(ub / o.price_usd_per_hour + 1e-9))
-        alone = _alone_bound(o, demands)
+        alone = _alone_bound(o, needs)
         if alone is not None:
             bounds.append(max(alone, 0))
         if not bounds:  # nothing bounds a free, unquota'd type: one instance per replica we could ever need
