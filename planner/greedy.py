@@ -356,7 +356,7 @@ def _absorb(on: list[list[tuple[int, int, int, int]]], boxes: list[_Box], demand
 
     The pattern path's integer master covers a deployment's sequences with the columns it has: 32 sequences as
     31 + 1 on two replicas, each with its own copy of the weights, where one more sequence fits beside the 31.
-    The housed plans of 500 and 2,000 bench deployments held 25 and 155 such replicas (100 deployments: 4).
+    The housed plans of 500 and 2,000 bench deployments held about 25 and 155 (100 deployments: 4).
     The smallest replica goes first (ties: the one whose weights take most memory); sequences go to the replicas
     on the fullest instances first, leaving the emptiest for `drain` to empty."""
     where: dict[int, list[tuple[int, int]]] = {}  # deployment -> (box, position in on[box])
