@@ -287,9 +287,9 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
         replicas[r.deployment] = replicas.get(r.deployment, 0) + 1
     usable = usable_bytes(demands)
 
-    def absorb() -> int:
+    def absorb(only: set[int] | None = None) -> int:
         """_absorb, and close the instances it empties: nothing may be placed on them after."""
-        dropped = _absorb(on, boxes, demands, replicas)
+        dropped = _absorb(on, boxes, demands, replicas, only)
         for n, held in enumerate(on):
             if not held and n not in closed:
                 closed.add(n)
@@ -336,8 +336,9 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
                 for d, k, b, first, seqs in placed:
                     on[b].append((d, k, first, seqs))
                     replicas[d] += 1
-                # The sequences re-placed may have been split over more replicas than the room now needs.
-                absorbed += absorb()
+                # The sequences re-placed may have been split over more replicas than the room now needs. Only
+                # their deployments can have changed: elsewhere the move took room and freed none.
+                absorbed += absorb({d for d, *_ in placed})
     if not closed and not absorbed:
         return plan
     keep = [n for n in range(len(boxes)) if n not in closed and on[n]]
@@ -349,29 +350,36 @@ def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy
 
 
 def _absorb(on: list[list[tuple[int, int, int, int]]], boxes: list[_Box], demands: list[Demand],
-            replicas: dict[int, int]) -> int:
+            replicas: dict[int, int], only: set[int] | None = None) -> int:
     """Drop every replica whose sequences fit in the room its deployment's other replicas have (their GPUs' free
     memory, their options' max_seqs), moving the sequences there; `on`, `boxes` and `replicas` are updated in
-    place. Returns how many replicas were dropped.
+    place. Returns how many replicas were dropped. With `only`, the first pass looks at those deployments alone
+    (the others' replicas are known not to fit: nothing freed room since they were last looked at); a replica
+    dropped frees room, so the passes after it look at every deployment.
 
     The pattern path's integer master covers a deployment's sequences with the columns it has: 32 sequences as
     31 + 1 on two replicas, each with its own copy of the weights, where one more sequence fits beside the 31.
     The housed plans of 500 and 2,000 bench deployments held about 25 and 155 (100 deployments: 4).
     The smallest replica goes first (ties: the one whose weights take most memory); sequences go to the replicas
     on the fullest instances first, leaving the emptiest for `drain` to empty."""
-    where: dict[int, list[tuple[int, int]]] = {}  # deployment -> (box, position in on[box])
-    for b, held in enumerate(on):
-        for i, (d, *_) in enumerate(held):
-            if demands[d].mode == "concurrency" and not demands[d].options[held[i][1]].exclusive:
-                where.setdefault(d, []).append((b, i))
+    def located(deployments: set[int] | None) -> dict[int, list[tuple[int, int]]]:
+        """deployment -> its replicas' (box, position in on[box]), for `deployments` (None: all) that can lose one.
+        (Locating every replica at each call was most of a call's time: 6 ms at 2,000 deployments.)"""
+        where: dict[int, list[tuple[int, int]]] = {}
+        for b, held in enumerate(on):
+            for i, r in enumerate(held):
+                if r is not None and (deployments is None or r[0] in deployments) and \
+                        demands[r[0]].mode == "concurrency" and not demands[r[0]].options[r[1]].exclusive:
+                    where.setdefault(r[0], []).append((b, i))
+        return where
+
     fill = {b: -sum(box.free) / box.offer.gpu_count for b, box in enumerate(boxes)}
-    dropped, again = 0, True
-    while again:  # until a pass drops nothing: a replica dropped frees room another deployment's may fit in
-        again = False
+    dropped, where = 0, located(only)
+    while where:  # until a pass drops nothing: a replica dropped frees room another deployment's may fit in
+        before = dropped
         for d, spots in where.items():
-            dropped_before = dropped
             dropped += _absorb_one(d, spots, on, boxes, demands, replicas, fill)
-            again = again or dropped > dropped_before
+        where = located(None) if dropped > before else {}
     if dropped:
         for b, held in enumerate(on):
             if any(r is None for r in held):
@@ -390,13 +398,14 @@ def _absorb_one(d: int, spots: list[tuple[int, int]], on: list[list], boxes: lis
         fits = min(boxes[b].free[j] for j in range(first, first + opt.tp)) // opt.kv_seq_bytes
         return max(0, min(fits, opt.max_seqs - seqs))
 
+    def smallest_first(spot: tuple[int, int]) -> tuple[int, int]:  # ties: the most weights' memory first
+        _, k, _, seqs = on[spot[0]][spot[1]]
+        return seqs, -dem.options[k].static_bytes * dem.options[k].tp
+
     dem = demands[d]
     dropped = 0
     while len(spots) > 1 and replicas[d] > max(1, dem.min_replicas):
-        ranked = sorted(spots, key=lambda s: (on[s[0]][s[1]][3],
-                                              -dem.options[on[s[0]][s[1]][1]].static_bytes
-                                              * dem.options[on[s[0]][s[1]][1]].tp))
-        for gone in ranked:
+        for gone in sorted(spots, key=smallest_first):
             rest = sorted((s for s in spots if s != gone), key=lambda s: -fill[s[0]])
             left = on[gone[0]][gone[1]][3]
             if sum(room(*s) for s in rest) < left:
@@ -404,10 +413,9 @@ def _absorb_one(d: int, spots: list[tuple[int, int]], on: list[list], boxes: lis
             for b, i in rest:
                 more = min(left, room(b, i))
                 if more:
-                    dd, k, first, seqs = on[b][i]
-                    opt = dem.options[k]
-                    boxes[b].take(first, opt.tp, more * opt.kv_seq_bytes, d)
-                    on[b][i] = (dd, k, first, seqs + more)
+                    _, k, first, seqs = on[b][i]
+                    boxes[b].take(first, dem.options[k].tp, more * dem.options[k].kv_seq_bytes, d)
+                    on[b][i] = (d, k, first, seqs + more)
                     left -= more
             b, i = gone
             _, k, first, seqs = on[b][i]
