@@ -121,9 +121,11 @@ def start_from(plan: Plan, demands: list[Demand], offers: list[Offer]) -> Start:
     return Start(boxes, opened, placed, list(plan.assignments))
 
 
-def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy, start: Start | None = None) -> Plan | None:
+def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy, start: Start | None = None,
+                order: list[Demand] | None = None) -> Plan | None:
     """A feasible plan by first-fit decreasing, or None when the heuristic cannot place everything. With `start`,
-    its replicas stay and `demands` (what is left to place) go around them."""
+    its replicas stay and `demands` (what is left to place) go around them. `order`: `demands` in
+    `_largest_first` order, when the caller has it already."""
     boxes: list[_Box] = []
     opened: dict[str, int] = {}
     placed: list[tuple[int, int, int, int, int]] = []  # (deployment, option, box, first gpu, seqs)
@@ -132,7 +134,7 @@ def greedy_plan(demands: list[Demand], offers: list[Offer], policy: Policy, star
         boxes = [_Box(offer=b.offer, owned=b.owned, free=list(b.free), tenants=[set(t) for t in b.tenants],
                       room=b.room) for b in start.boxes]
         opened, placed, assignments = dict(start.opened), list(start.placed), list(start.assignments)
-    order = sorted(demands, key=lambda d: -min((o.static_bytes * o.tp for o in d.options), default=0))
+    order = _largest_first(demands) if order is None else order
     cache: dict[tuple[str, int, int], float] = {}
     any_owned = any(o.owned for o in offers)
 
@@ -240,13 +242,31 @@ def _throughput_groups(d: Demand, offers: list[Offer], opened: dict[str, int]):
 def best_heuristic_plan(demands: list[Demand], offers: list[Offer], policy: Policy,
                         start: Start | None = None) -> Plan | None:
     """The cheapest of the greedy plan over every offer and the greedy plan restricted to each GPU type (new
-    instances of that type only, around `start` if given)."""
+    instances of that type only, around `start` if given). Without a start, a type whose floor
+    (`patterns.type_floors`) is at least the best plan so far is not run: it cannot win, and large fleets run
+    a few of the 18 types offered instead of all (2,000 bench deployments: 1.9 s instead of 4.1 s; without
+    co-location 2.5 s instead of 17.8 s; the same plan)."""
     by_id = {o.id: o for o in offers}
-    plans = [greedy_plan(demands, offers, policy, start)]
+    order = _largest_first(demands)
+    best = greedy_plan(demands, offers, policy, start, order)
+    floors: dict[str, float] = {}
+    if start is None:  # (around a start, the start's room may hold sequences no bound here charges)
+        from planner.patterns import type_floors
+
+        floors = type_floors(demands, offers, policy)
     for gpu in sorted({o.gpu for o in offers}):
-        plans.append(greedy_plan(demands, [o for o in offers if o.gpu == gpu], policy, start))
-    plans = [p for p in plans if p is not None]
-    return min(plans, key=lambda p: p.cost_usd_per_hour(by_id)) if plans else None
+        if best is not None and floors.get(gpu, 0.0) * (1 - 1e-9) >= best.cost_usd_per_hour(by_id):
+            continue  # no plan on this type alone costs less than the best one (on a tie the earlier plan stays)
+        plan = greedy_plan(demands, [o for o in offers if o.gpu == gpu], policy, start, order)
+        if plan is not None and (best is None or plan.cost_usd_per_hour(by_id) < best.cost_usd_per_hour(by_id)):
+            best = plan
+    return best
+
+
+def _largest_first(demands: list[Demand]) -> list[Demand]:
+    """First-fit decreasing's order: the deployments whose smallest replica (static bytes over all its GPUs) is
+    largest first."""
+    return sorted(demands, key=lambda d: -min((o.static_bytes * o.tp for o in d.options), default=0))
 
 
 def owned_first(plan: Plan, offers: list[Offer]) -> Plan:

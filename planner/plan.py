@@ -54,7 +54,7 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
     """For every offered GPU type, the cheapest plan that uses that type alone (same scenario otherwise), all of
     them within `time_limit_s` together.
 
-    Each type first gets its first-fit plan and a lower bound that needs no solve (patterns.fleet_floor). Types
+    Each type first gets its first-fit plan and a lower bound that needs no solve (patterns.type_floors). Types
     are then solved in order of that bound, the first of them with BASELINE_LEAD_SHARE of the time left while
     others may still beat it, until every remaining type's bound is at least the cheapest single-type plan found:
     those types cannot be the best single type, so they keep their first-fit plan (`method: greedy`) and the
@@ -64,11 +64,12 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
     `plan` (the scenario's own plan), when it uses one GPU type only, is a plan of that type too: its cost caps
     that type's baseline, so a time-limited baseline never claims a saving the plan itself disproves."""
     from planner.greedy import greedy_plan
-    from planner.patterns import fleet_floor
+    from planner.patterns import type_floors
     from planner.solver import solve
 
     deadline = time.perf_counter() + time_limit_s
     by_id = {o.id: o for o in prep.offers}
+    floors = type_floors(prep.demands, prep.offers, prep.scenario.policy)
     out: dict[str, Baseline] = {}
     candidates = []  # (floor, first-fit cost, gpu, demands, offers)
     for gpu in sorted({o.gpu for o in prep.offers}):
@@ -79,7 +80,7 @@ def single_gpu_baselines(prep: Prepared, *, time_limit_s: float, threads: int | 
             continue
         first_fit = greedy_plan(demands, offers, prep.scenario.policy)
         cost = first_fit.cost_usd_per_hour(by_id) if first_fit is not None else math.inf
-        candidates.append((fleet_floor(demands, offers, prep.scenario.policy), cost, gpu, demands, offers))
+        candidates.append((floors[gpu], cost, gpu, demands, offers))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
     own_gpus = {by_id[i.offer].gpu for i in plan.instances} if plan is not None else set()
     own = plan.cost_usd_per_hour(by_id) if len(own_gpus) == 1 else math.inf

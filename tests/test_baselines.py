@@ -8,7 +8,7 @@ import pytest
 
 from planner import plan as plan_module
 from planner.greedy import greedy_plan
-from planner.patterns import fleet_floor
+from planner.patterns import type_floors
 from planner.solver import SolveResult, solve
 
 
@@ -33,14 +33,15 @@ def _alone(prep, gpu):
 
 
 def test_floor_is_below_every_single_type_plan(fleet):
-    for gpu in sorted({o.gpu for o in fleet.offers}):
+    floors = type_floors(fleet.demands, fleet.offers, fleet.scenario.policy)
+    assert set(floors) == {o.gpu for o in fleet.offers}
+    for gpu in sorted(floors):
         demands, offers = _alone(fleet, gpu)
-        if any(not d.options for d in demands):
-            continue
         first_fit = greedy_plan(demands, offers, fleet.scenario.policy)
-        if first_fit is not None:
-            assert fleet_floor(demands, offers, fleet.scenario.policy) <= first_fit.cost_usd_per_hour(
-                {o.id: o for o in offers}) + 1e-6
+        if any(not d.options for d in demands):
+            assert floors[gpu] == float("inf") and first_fit is None
+        elif first_fit is not None:
+            assert 0 < floors[gpu] <= first_fit.cost_usd_per_hour({o.id: o for o in offers}) + 1e-6
 
 
 def test_only_types_that_can_be_best_are_solved_within_one_budget(fleet, monkeypatch):
@@ -124,3 +125,39 @@ def test_a_type_without_a_plan_in_time_is_unknown_not_infeasible(fleet, monkeypa
     line = baseline_line(Solution.model_construct(baselines=list(baselines.values()),
                                                   saving_vs_best_single_gpu=None))
     assert f"{a6000} no plan in time" in line and f"{l40s} infeasible" in line
+
+
+@pytest.mark.parametrize("variant", [None, "owned", "no-colocation"])
+def test_the_best_first_fit_plan_skips_only_types_that_cannot_win(tmp_path, monkeypatch, variant):
+    """best_heuristic_plan is the cheapest of first fit over every offer and over each GPU type alone; the types
+    whose floor is at least the best plan so far (or that cannot house every deployment) are not run, and the
+    answer is the plan running every type gives (the first of the cheapest)."""
+    import yaml
+
+    from bench.fleet import VARIANTS, synthetic_scenario
+    from planner import greedy
+    from planner.plan import prepare
+    from planner.scenario import parse_scenario
+
+    data = synthetic_scenario(100)
+    if variant is not None:
+        VARIANTS[variant](data)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(data))
+    prep = prepare(path, parse_scenario(data, str(path)))
+    by_id = {o.id: o for o in prep.offers}
+    policy = prep.scenario.policy
+    every = [greedy_plan(prep.demands, prep.offers, policy)]
+    every += [greedy_plan(prep.demands, [o for o in prep.offers if o.gpu == g], policy)
+              for g in sorted({o.gpu for o in prep.offers})]
+    cheapest = min((p for p in every if p is not None), key=lambda p: p.cost_usd_per_hour(by_id))
+    runs = []
+    real = greedy.greedy_plan
+
+    def counted(demands, offers, *args):
+        runs.append(offers)
+        return real(demands, offers, *args)
+
+    monkeypatch.setattr(greedy, "greedy_plan", counted)
+    assert greedy.best_heuristic_plan(prep.demands, prep.offers, policy) == cheapest
+    assert 1 < len(runs) < len(every) // 2  # most of the 20 types cannot win here

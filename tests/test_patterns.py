@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from synthetic import Budget, brute_force, instances
 from validator import check
 
-from planner.greedy import best_heuristic_plan
-from planner.patterns import applicable, fleet_floor, solve_patterns
+from planner.greedy import best_heuristic_plan, greedy_plan
+from planner.patterns import applicable, solve_patterns, type_floors
 from planner.solution import to_solution
 from planner.solver import _slot_bounds as solver_slot_bounds
 from planner.solver import solve
@@ -63,6 +63,14 @@ def _check_plan(result, inst, by_id, optimum) -> None:
     check(sol, inst.rules())
 
 
+
+def _type_floor_holds(inst, optimum: float) -> None:
+    """Where every offer is of one GPU type, that type's floor (what skips first-fit runs in
+    best_heuristic_plan and prunes the single-GPU-type baselines) is at most the exact optimum."""
+    gpus = {o.gpu for o in inst.offers}
+    if len(gpus) == 1:
+        assert type_floors(inst.demands, inst.offers, inst.policy)[gpus.pop()] <= optimum + 1e-6
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances(max_deployments=3, max_concurrency=6))
 def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
@@ -78,7 +86,7 @@ def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
         pass
     assert result.bound_usd_per_hour is not None
     assert result.bound_usd_per_hour <= optimum + 1e-6, (result.bound_usd_per_hour, optimum)
-    assert fleet_floor(inst.demands, inst.offers, inst.policy) <= optimum + 1e-6  # what prunes the baselines
+    _type_floor_holds(inst, optimum)
     if result.converged:  # the LP optimum is itself a bound
         assert result.lp_usd_per_hour <= optimum + 1e-6
     if result.plan is not None:
@@ -706,7 +714,7 @@ def test_owned_units_and_quotas_keep_the_bound_sound_and_the_plan_valid(inst, gr
     assume(group_size is None or len(inst.demands) >= 3)
     result, optimum, by_id, _ = _patterns_and_optimum(inst, group_size)
     assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
-    assert fleet_floor(inst.demands, inst.offers, inst.policy) <= optimum + 1e-6
+    _type_floor_holds(inst, optimum)
     if result.converged:
         assert result.lp_usd_per_hour <= optimum + 1e-6
     if result.plan is not None:  # None when no integer plan over whole uniform blocks fits the slot bounds
@@ -890,7 +898,7 @@ def test_without_colocation_the_pattern_path_is_exact(inst):
     assume(applicable(inst.demands, inst.offers, inst.policy))
     result, optimum, by_id, _ = _patterns_and_optimum(inst)
     assert result.bound_usd_per_hour is not None and result.bound_usd_per_hour <= optimum + 1e-6
-    assert fleet_floor(inst.demands, inst.offers, inst.policy) <= optimum + 1e-6
+    _type_floor_holds(inst, optimum)
     assert result.plan is not None
     _check_plan(result, inst, by_id, optimum)
     if result.bound_usd_per_hour >= result.plan.cost_usd_per_hour(by_id) - 1e-6:  # proven
@@ -956,7 +964,13 @@ def test_throughput_sized_deployments_take_the_pattern_path(tmp_path, chat):
                       result.bound_usd_per_hour, 0.0, "patterns").model_dump(mode="json")
     check(sol, rules_for_scenario(path))
     assert result.bound_usd_per_hour <= optimum + 1e-6 <= result.plan.cost_usd_per_hour(by_id) + 2e-6
-    assert fleet_floor(prep.demands, prep.offers, policy) <= optimum + 1e-6
+    floors = type_floors(prep.demands, prep.offers, policy)
+    for gpu, floor in floors.items():  # each type's floor is under that type's first-fit plan (or it has none)
+        alone = [d.model_copy(update={"options": [p for p in d.options if p.gpu == gpu]}) for d in prep.demands]
+        first_fit = None if any(not d.options for d in alone) else greedy_plan(
+            alone, [o for o in prep.offers if o.gpu == gpu], policy)
+        assert floor <= (first_fit.cost_usd_per_hour(by_id) if first_fit else float("inf")) + 1e-6
+    assert 0 < min(floors.values()) < float("inf")
     if not chat:
         assert result.plan.cost_usd_per_hour(by_id) == pytest.approx(6.70)
         assert result.bound_usd_per_hour == pytest.approx(6.70)
