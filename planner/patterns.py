@@ -1989,13 +1989,16 @@ def _left_over(offers: list[Offer], slot_bounds: dict[str, int],
 
 
 def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, slot_bounds: dict[str, int],
-                   incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float) -> PatternResult:
+                   incumbent: Plan | None, time_limit_s: float, threads: int, say, started: float,
+                   bound_until: float | None = None) -> PatternResult:
     """Column generation for the bound, then the plan. Large fleets (`_groups`) are planned group by group (in
     worker processes, one per thread, where fork is the default), each
     group on its own column generation, dive and integer master, their blocks then housed together by one
     instance-sizing program and instances emptied into the others' room (`greedy.drain`); the bound comes from
     column generation over the whole fleet, started from every group's columns, and the dual repair
-    (GROUPS_SHARE of the time goes to the groups)."""
+    (GROUPS_SHARE of the time goes to the groups). When that emptying ends on its own, the fleet-wide bound may
+    run until `bound_until` (if later than `started + time_limit_s`): the time the caller kept for polishing the
+    plan, where only its neighbourhood search is left to run, which has found nothing on such fleets."""
     by_id = {o.id: o for o in offers}
     deadline = started + time_limit_s
     # Without co-location one integer master over the whole fleet is exact and fast (2,000 deployments, about
@@ -2073,6 +2076,8 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
             say(f"patterns: emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
                 f"${drained.cost_usd_per_hour(by_id):.2f}/h")
             plan = drained
+    if settled and bound_until is not None and bound_until > deadline:
+        deadline = bound_until
     gen = _Generator(demands, offers, slot_bounds, plan or incumbent, policy.colocate)
     for key in columns:
         gen.master.add(key)

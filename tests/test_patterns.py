@@ -563,6 +563,38 @@ def test_synthetic_fleet_planned_in_groups(tmp_path, threads):
     assert result.bound_usd_per_hour <= cost <= ub / 1.2
 
 
+@pytest.mark.parametrize("settled", [True, False])
+def test_a_drained_grouped_plan_leaves_the_polishing_time_to_the_bound(tmp_path, monkeypatch, settled):
+    """A large fleet whose instances were emptied to the end inside the pattern path (nothing left for polishing
+    but neighbourhood search) runs its fleet-wide bound until `bound_until`; if emptying was cut short, the
+    bound keeps the path's own deadline and polishing its time."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20, time_limit_s=4), tmp_path)
+    by_id = {o.id: o for o in prep.offers}
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    for name in ("GROUP_WHOLE_MAX", "GROUP_SIZE_MIN", "GROUP_SIZE_MAX"):
+        monkeypatch.setattr(patterns, name, 10)
+    if not settled:  # emptying's deadline has passed when it ends
+        monkeypatch.setattr(patterns, "GROUPED_DRAIN_SHARE", 0.0)
+    ends, original = [], patterns._Generator.run
+
+    def run(self, *args, **kwargs):
+        if len(self.demands) < len(prep.demands):  # a group's own column generation
+            return original(self, *args, **kwargs)
+        ends.append(args[7])  # the fleet-wide bound: where it must end, then nothing to certify
+        return 0.0, None, False
+
+    monkeypatch.setattr(patterns._Generator, "run", run)
+    started = time.perf_counter()
+    result = solve_patterns(prep.demands, prep.offers, prep.scenario.policy,
+                            {o.id: math.floor(greedy.cost_usd_per_hour(by_id) / o.price_usd_per_hour + 1e-9)
+                             for o in prep.offers}, greedy, 4, 1, lambda _m: None, started, started + 5)
+    assert result.plan is not None and result.drained == settled
+    assert ends == [started + 5 if settled else started + 4]
+
+
 def test_groups_partition_the_fleet_with_the_mix_of_sizes(tmp_path):
     """Every deployment in exactly one group; sizes follow the time per deployment within their limits; each
     group gets deployments from the whole range of sizes (dealt round-robin, not cut in slices)."""
