@@ -135,8 +135,12 @@ INTEGER_ALL_COLUMNS_PER_S = 200
 INTEGER_REST_MIN_S = 0.5
 # Near-optimal columns for the integer master (`_Generator.enrich`): exclusions deep, least value as a fraction of
 # the GPU's price, share of the time left after column generation (20 deployments: depth 4 and 0.3 gave 193 columns
-# in 0.1 s and the $21.07/h plan; depth 2 or 0.6 added a handful and left it at $21.51/h).
-ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 4, 0.3, 0.1
+# in 0.1 s and the $21.07/h plan; depth 2 or 0.6 added a handful and left it at $21.51/h; depth 7, up to 1,129
+# columns (1.2 s without a deadline; in a 10 s solve its share stops it sooner), the $20.58/h plan, 42 GPUs
+# instead of 43, in every run, as did depth 8; 5 and 6 $21.02/h. At
+# 100, 500 and 2,000 deployments depth 7 changed nothing beyond the runs' spread: $91.14-91.63/h, $445.94/h,
+# $1,787.11/h. Depth 10 and 0.1 at 100 deployments: 11,000 columns, more than SCIP can use in the time).
+ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 7, 0.3, 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
 # of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
@@ -1315,19 +1319,23 @@ class _Generator:
         every kept uniform class, the most valuable pattern, then the most valuable without each of its
         deployments, and so on ENRICH_DEPTH exclusions deep, each worth at least ENRICH_MIN_VALUE of its GPU's
         price. The LP's own columns fit fractional plans; integer plans need their near neighbours (20
-        deployments: 193 such columns in 0.1 s, and the integer master over them proves $21.07/h where it found
-        $21.51/h without; neighbourhood search needed 60 s for that plan). Returns the columns, added to the
-        master."""
+        deployments, four exclusions deep: 193 such columns in 0.1 s, and the integer master over them proves
+        $21.07/h where it found $21.51/h without; seven deep: the $20.58/h plan). Every class is searched one
+        level at a time, so a deadline leaves them all at the same depth (class by class, at 100 deployments the
+        first classes took the time). Returns the columns, added to the master."""
         mu, nu, prices = self.last_duals
         out: set[Pattern] = set()
+        searches = []  # per uniform class: [gpu, price, items, pool, exclusion sets to try next, sets seen]
         for c in self.kept if not self.single else []:  # one shard per GPU: every pattern is a column already
             g, t, uniform, items = self.classes[c]
-            if not uniform or c in self.exclusive:
-                continue
-            cost = prices[g, t]
-            frontier, seen = [frozenset()], set()
-            pool = _Pool(items, self.steps, mu, nu, False)
-            for _ in range(ENRICH_DEPTH):
+            if uniform and c not in self.exclusive:
+                searches.append([g, prices[g, t], items, None, [frozenset()], set()])
+        # Level by level over every class, so that a deadline leaves every class searched to the same depth.
+        for _ in range(ENRICH_DEPTH):
+            for search in searches:
+                g, cost, items, pool, frontier, seen = search
+                if pool is None:
+                    pool = search[3] = _Pool(items, self.steps, mu, nu, False)
                 deeper = []
                 for excluded in frontier:
                     if time.perf_counter() > deadline:
@@ -1344,7 +1352,7 @@ class _Generator:
                         if branch not in seen:
                             seen.add(branch)
                             deeper.append(branch)
-                frontier = deeper
+                search[4] = deeper
         return out
 
     def promising(self, fraction: float) -> set[Pattern]:
