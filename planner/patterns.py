@@ -1203,7 +1203,7 @@ class _Generator:
                     # than the repaired ones, whose repair counted patterns the rounded-down knapsack overfills (20
                     # deployments: $19.71/h against $19.66/h).
                     for duals in candidates:
-                        best = max(best, self.certify(*duals, time.perf_counter() + certify_s, threads, seed))
+                        best = max(best, self.certify(*duals, time.perf_counter() + certify_s, threads, seed, end))
                 state = "converged" if converged else "stalled" if stalled else "stopped"
                 say(f"patterns: {state}, bound ${best:.2f}/h")
                 return best, lp_value, converged
@@ -1380,17 +1380,24 @@ class _Generator:
                 added += 1
         return added
 
-    def certify(self, mu, nu, dual_value: float, prices, deadline: float, threads: int, seed: int) -> float:
-        """Farley's and the Lagrangian bound for duals (mu, nu, prices). Every class is bounded by _value_bound;
-        then, while time lasts, by the exact pricing problem (_exact_value_bound): first the classes of capped GPU
+    def certify(self, mu, nu, dual_value: float, prices, deadline: float, threads: int, seed: int,
+                end: float = math.inf) -> float:
+        """Farley's and the Lagrangian bound for duals (mu, nu, prices). Every class is bounded by _value_bound
+        (past `end`, the pattern path's own deadline, by pricing's quick bound: that pass takes about 3 s at 2,000
+        deployments, and the solve must end in its limit); then, while time lasts (`deadline`), by the exact pricing problem (_exact_value_bound): first the classes of capped GPU
         types still worth more than their price (each costs the bound U_g times that), most first; then the
         others, most valuable per price first, until no class left unrefined can raise max value / cost above
         what the refined ones reach."""
         capped = self.master.capped
         values = {}
         for c in self.kept:
-            values[c] = (_single_value if self.single or c in self.exclusive else _value_bound)(
-                self.classes[c][3], mu, nu)
+            items = self.classes[c][3]
+            if self.single or c in self.exclusive:
+                values[c] = _single_value(items, mu, nu)
+            elif time.perf_counter() < end:
+                values[c] = _value_bound(items, mu, nu)
+            else:  # out of time: pricing's quick fractional bound, looser but just as valid, in milliseconds
+                values[c] = _rank(items, self.steps, mu, nu)[0]
         gain = {c: (0, prices[g, t] - values[c]) if g in capped else (1, -values[c] / prices[g, t])
                 for c in self.kept for g, t in [self.classes[c][:2]]}
         refined = 1.0

@@ -1348,6 +1348,26 @@ def test_pricing_threads_change_neither_the_columns_nor_the_repair(tmp_path):
     assert runs[0] == runs[1]
 
 
+def test_certifying_past_its_deadline_ends_at_once_with_a_valid_bound(tmp_path, monkeypatch):
+    """The benchmark's 20 deployments, column generation stopped after one round (duals at which classes price
+    out, so their values matter): certified past the pattern path's deadline (`end`), no class gets the
+    4,096-step bound (at 2,000 deployments that pass takes about 3 s); pricing's quick bound stands in, so the
+    bound is no higher than with time to certify, and still no more than a plan's cost ($20.58/h)."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    gen, raw = _stopped_early(prep.demands, prep.offers,
+                              best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy))
+    mu, nu, value, prices = gen.duals(raw)
+    with_time = gen.certify(mu, nu, value, prices, time.perf_counter() + 30, 1, 0)
+    fine, calls = patterns._value_bound, []
+    monkeypatch.setattr(patterns, "_value_bound", lambda *args: calls.append(1) or fine(*args))
+    without = gen.certify(mu, nu, value, prices, time.perf_counter() + 30, 1, 0, time.perf_counter() - 1)
+    assert not calls
+    assert 0 < without <= with_time + 1e-9 and with_time <= 20.58
+
+
 def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
     """The benchmark's 20 deployments, column generation stopped after one round: Farley's bound divides every
     dual by the worst pattern's value / price; repairing them per deployment certifies far more, and still no
