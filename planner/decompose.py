@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 
 from planner.demands import LOAD_UNITS, Demand
-from planner.greedy import _Box, _fits, blocks, drain, split_concurrency
+from planner.greedy import _Box, _fits, blocks, drain, drained_is_better, held_bytes, split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
@@ -265,7 +265,13 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     if status == "infeasible":
         return None, "infeasible", None, "cp-sat"
     by_id = {o.id: o for o in offers}
-    candidates: list[tuple[Plan, str]] = [(greedy, "greedy")] if greedy is not None else []  # cheapest first wins
+    candidates: list[tuple[Plan, str]] = [(greedy, "greedy")] if greedy is not None else []
+
+    def preferred(candidate: tuple[Plan, str]) -> tuple[float, int]:
+        """The cheapest wins; at the same cost the one holding fewer bytes (more headroom, the second objective);
+        then the first."""
+        return round(candidate[0].cost_usd_per_hour(by_id), 6), held_bytes(candidate[0], demands)
+
     if use_patterns:
         left_s = time_limit_s - (time.perf_counter() - started)
         result = solve_patterns(demands, offers, policy, slot_bounds, greedy, PATTERN_SHARE * left_s, threads, say,
@@ -283,7 +289,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
                                            < result.plan.cost_usd_per_hour(by_id) - 1e-6):  # ties: the pattern plan
                     candidates.append((placed, "cp-sat"))
         counts = None  # skips the aggregated path's placement and search below: the candidates above cover it
-        best, found_by = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
+        best, found_by = min(candidates, key=preferred)
         if polish:
             deadline = started + time_limit_s
             # A plan the pattern path has emptied instances of to the end is left as it is.
@@ -324,21 +330,21 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             candidates.append((improved, engine))
     if not candidates:
         return None, "unknown", bound, "cp-sat"
-    best, engine = min(candidates, key=lambda c: c[0].cost_usd_per_hour(by_id))
+    best, engine = min(candidates, key=preferred)
     proven = bound is not None and best.cost_usd_per_hour(by_id) <= bound + 1e-6  # every bound here is valid
     return best, "optimal" if proven else "feasible", bound, engine
 
 
 def _emptied(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy, share: float, deadline: float,
              say) -> Plan | None:
-    """greedy.drain on `plan` for `share` of the time left before `deadline`: the plan it leaves when that costs
-    less (and said so), else None."""
+    """greedy.drain on `plan` for `share` of the time left before `deadline`: the plan it leaves when that is
+    better (`greedy.drained_is_better`: cheaper, or as cheap with more headroom; said so), else None."""
     by_id = {o.id: o for o in offers}
     drained = drain(plan, demands, offers, policy, time.perf_counter() + share * (deadline - time.perf_counter()))
-    if drained.cost_usd_per_hour(by_id) >= plan.cost_usd_per_hour(by_id) - 1e-9:
+    if not drained_is_better(plan, drained, demands, by_id):
         return None
     say(f"emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
-        f"${drained.cost_usd_per_hour(by_id):.2f}/h")
+        f"${drained.cost_usd_per_hour(by_id):.2f}/h, {len(plan.replicas)} -> {len(drained.replicas)} replicas")
     return drained
 
 

@@ -72,6 +72,7 @@ from planner.demands import LOAD_UNITS, Demand, bucket_load
 from planner.greedy import (
     best_heuristic_plan,
     drain,
+    drained_is_better,
     owned_first,
     split_concurrency,
     start_from,
@@ -2087,9 +2088,9 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         drain_by = time.perf_counter() + GROUPED_DRAIN_SHARE * (deadline - time.perf_counter())
         drained = drain(plan, demands, offers, policy, drain_by)
         settled = time.perf_counter() < drain_by
-        if drained.cost_usd_per_hour(by_id) < plan.cost_usd_per_hour(by_id) - EPS_USD_PER_HOUR:
+        if drained_is_better(plan, drained, demands, by_id):
             say(f"patterns: emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
-                f"${drained.cost_usd_per_hour(by_id):.2f}/h")
+                f"${drained.cost_usd_per_hour(by_id):.2f}/h, {len(plan.replicas)} -> {len(drained.replicas)} replicas")
             plan = drained
     if settled and bound_until is not None and bound_until > deadline:
         deadline = bound_until

@@ -234,15 +234,12 @@ def test_emptying_instances_packs_a_spread_plan():
     check(sol, rules_for_scenario(path))
 
 
-def test_emptying_instances_first_drops_a_replica_its_deployment_can_absorb():
+def _router_split():
     """A hand-built plan on one 4 x L4 instance: the router's 64 sequences as 63 + 1 on two GPUs, as an integer
-    master covering them with the columns it has can leave them. The one sequence fits beside the 63, so drain
-    drops the second replica and its copy of the weights; the plan stays valid."""
-    import time
-
-    from planner.greedy import drain
+    master covering them with the columns it has can leave them, the three other models on the other GPUs; and
+    only that instance type on offer, so emptying the instance cannot pay. (path, prepared, plan, offers)."""
     from planner.plan import prepare
-    from planner.solution import PlacedReplica, Plan, PlannedInstance, to_solution
+    from planner.solution import PlacedReplica, Plan, PlannedInstance
 
     path = ROOT / "scenarios/colocate-small.yaml"
     prep = prepare(path)
@@ -253,14 +250,44 @@ def test_emptying_instances_first_drops_a_replica_its_deployment_can_absorb():
     replicas += [PlacedReplica(deployment=d, option=l4[d], instance=0, first_gpu=d, seqs=prep.demands[d].concurrency)
                  for d in (1, 2, 3)]
     plan = Plan(instances=[PlannedInstance(offer="aws/g6.12xlarge")], replicas=replicas)
-    # Only this instance type on offer, so emptying the instance cannot pay: what changes is the absorption alone.
-    offers = [o for o in prep.offers if o.id == "aws/g6.12xlarge"]
+    return path, prep, plan, [o for o in prep.offers if o.id == "aws/g6.12xlarge"]
+
+
+def test_emptying_instances_first_drops_a_replica_its_deployment_can_absorb():
+    """The router's 63 + 1 (`_router_split`): the one sequence fits beside the 63, so drain drops the second
+    replica and its copy of the weights (what changes is the absorption alone); the plan stays valid."""
+    import time
+
+    from planner.greedy import drain
+    from planner.solution import to_solution
+
+    path, prep, plan, offers = _router_split()
+    router = prep.demands[0].concurrency
     drained = drain(plan, prep.demands, offers, prep.scenario.policy, time.perf_counter() + 10)
     assert [(r.first_gpu, r.seqs) for r in drained.replicas if r.deployment == 0] == [(0, router)]
-    assert drained.replicas[1:] == replicas[2:] and drained.instances == plan.instances
+    assert drained.replicas[1:] == plan.replicas[2:] and drained.instances == plan.instances
     sol = to_solution(drained, prep.demands, prep.offers, prep.scenario, prep.catalog.gpus, "feasible", None, 0.0,
                       "test").model_dump(mode="json")
     check(sol, rules_for_scenario(path))
+
+
+def test_a_drain_that_frees_no_instance_is_kept_for_the_headroom_it_gives():
+    """Polishing keeps a drained plan that costs the same but holds fewer bytes (the router's absorbed replica:
+    more headroom, one copy of the weights fewer), and only then: the plan as it is stays as it is."""
+    import time
+
+    from planner.decompose import _emptied
+    from planner.greedy import held_bytes
+
+    _, prep, plan, offers = _router_split()
+    said = []
+    kept = _emptied(plan, prep.demands, offers, prep.scenario.policy, 1.0, time.perf_counter() + 10, said.append)
+    by_id = {o.id: o for o in offers}
+    assert kept is not None and len(kept.replicas) == len(plan.replicas) - 1
+    assert kept.cost_usd_per_hour(by_id) == plan.cost_usd_per_hour(by_id)
+    assert held_bytes(kept, prep.demands) < held_bytes(plan, prep.demands) and said
+    assert _emptied(kept, prep.demands, offers, prep.scenario.policy, 1.0, time.perf_counter() + 10,
+                    said.append) is None
 
 
 def test_emptying_an_owned_instance_keeps_replica_counts_and_owned_units_first(tmp_path):
@@ -335,3 +362,25 @@ def test_same_input_same_output(run):
         sol.pop("solve_seconds")
         outs.append(sol)
     assert outs[0] == outs[1]
+
+
+def test_polishing_prefers_the_plan_with_more_headroom_at_the_same_cost(monkeypatch):
+    """The pattern path hands polishing the router's 63 + 1 (`_router_split`); emptying instances frees none but
+    absorbs the lone sequence. The answer is that plan, one replica fewer, not the first plan found at that cost."""
+    import time
+
+    from planner import decompose, patterns
+    from planner.greedy import held_bytes
+    from planner.solver import _slot_bounds
+
+    _, prep, plan, offers = _router_split()
+    monkeypatch.setattr(patterns, "solve_patterns",
+                        lambda *_args, **_kw: patterns.PatternResult(1.0, 1.0, plan, False))
+    monkeypatch.setattr(decompose, "improve", lambda best, *_args, **_kw: best)
+    by_id = {o.id: o for o in offers}
+    best, status, _, engine = decompose.solve_decomposed(
+        prep.demands, offers, prep.scenario.policy, _slot_bounds(offers, prep.demands, 100.0), None, 5, 1,
+        lambda _m: None, time.perf_counter())
+    assert best.cost_usd_per_hour(by_id) == plan.cost_usd_per_hour(by_id) and status == "optimal"  # one instance
+    assert len(best.replicas) == len(plan.replicas) - 1 and engine.endswith("+ repacking")
+    assert held_bytes(best, prep.demands) < held_bytes(plan, prep.demands)
