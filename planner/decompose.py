@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 
 from planner.demands import LOAD_UNITS, Demand
-from planner.greedy import _Box, _fits, blocks, drain, drained_is_better, held_bytes, split_concurrency
+from planner.greedy import _Box, _fits, blocks, drain, drain_said, drained_is_better, plan_rank, split_concurrency
 from planner.offers import Offer
 from planner.scenario import Policy
 from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
@@ -267,10 +267,8 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     by_id = {o.id: o for o in offers}
     candidates: list[tuple[Plan, str]] = [(greedy, "greedy")] if greedy is not None else []
 
-    def preferred(candidate: tuple[Plan, str]) -> tuple[float, int]:
-        """The cheapest wins; at the same cost the one holding fewer bytes (more headroom, the second objective);
-        then the first."""
-        return round(candidate[0].cost_usd_per_hour(by_id), 6), held_bytes(candidate[0], demands)
+    def preferred(candidate: tuple[Plan, str]) -> tuple[float, int]:  # greedy.plan_rank; on a tie the first
+        return plan_rank(candidate[0], demands, by_id)
 
     if use_patterns:
         left_s = time_limit_s - (time.perf_counter() - started)
@@ -343,8 +341,7 @@ def _emptied(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Pol
     drained = drain(plan, demands, offers, policy, time.perf_counter() + share * (deadline - time.perf_counter()))
     if not drained_is_better(plan, drained, demands, by_id):
         return None
-    say(f"emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
-        f"${drained.cost_usd_per_hour(by_id):.2f}/h, {len(plan.replicas)} -> {len(drained.replicas)} replicas")
+    say(drain_said(plan, drained, by_id))
     return drained
 
 

@@ -254,12 +254,13 @@ def best_heuristic_plan(demands: list[Demand], offers: list[Offer], policy: Poli
         from planner.patterns import type_floors
 
         floors = type_floors(demands, offers, policy)
+    best_cost = best.cost_usd_per_hour(by_id) if best is not None else math.inf
     for gpu in sorted({o.gpu for o in offers}):
-        if best is not None and floors.get(gpu, 0.0) * (1 - 1e-9) >= best.cost_usd_per_hour(by_id):
+        if round(floors.get(gpu, 0.0), USD_PER_HOUR_DECIMALS) >= round(best_cost, USD_PER_HOUR_DECIMALS):
             continue  # no plan on this type alone costs less than the best one (on a tie the earlier plan stays)
         plan = greedy_plan(demands, [o for o in offers if o.gpu == gpu], policy, start, order)
-        if plan is not None and (best is None or plan.cost_usd_per_hour(by_id) < best.cost_usd_per_hour(by_id)):
-            best = plan
+        if plan is not None and plan.cost_usd_per_hour(by_id) < best_cost:
+            best, best_cost = plan, plan.cost_usd_per_hour(by_id)
     return best
 
 
@@ -284,19 +285,37 @@ def owned_first(plan: Plan, offers: list[Offer]) -> Plan:
     return plan.model_copy(update={"instances": instances})
 
 
+# Plans compare by cost to this many decimals of a dollar per hour: catalog prices carry at most four, so equal
+# plans tie and only the rounding of float sums is absorbed.
+USD_PER_HOUR_DECIMALS = 6
+
+
 def held_bytes(plan: Plan, demands: list[Demand]) -> int:
     """Bytes `plan`'s replicas hold over all their GPUs (weights, workspace and KV cache)."""
-    return sum(demands[r.deployment].options[r.option].tp * demands[r.deployment].options[r.option].placed_bytes(r.seqs)
-               for r in plan.replicas)
+    total = 0
+    for r in plan.replicas:
+        opt = demands[r.deployment].options[r.option]
+        total += opt.tp * opt.placed_bytes(r.seqs)
+    return total
+
+
+def plan_rank(plan: Plan, demands: list[Demand], offers: dict[str, Offer]) -> tuple[float, int]:
+    """How plans compare, lowest best: cost, then the bytes they hold (fewer: more headroom, the solver's second
+    objective after cost, and fewer copies of the weights to run)."""
+    return round(plan.cost_usd_per_hour(offers), USD_PER_HOUR_DECIMALS), held_bytes(plan, demands)
 
 
 def drained_is_better(plan: Plan, drained: Plan, demands: list[Demand], offers: dict[str, Offer]) -> bool:
-    """Whether `drain`'s result should replace `plan`: it costs less, or the same while holding fewer bytes. A
-    drain that empties no instance can still drop replicas their deployment's others absorb; that plan has more
-    headroom (the solver's second objective, after cost) and fewer copies of the weights to run (100 bench
-    deployments, 60 s: the plan kept five such replicas, because its drain freed no instance)."""
-    before, after = plan.cost_usd_per_hour(offers), drained.cost_usd_per_hour(offers)
-    return after < before - 1e-9 or (after <= before + 1e-9 and held_bytes(drained, demands) < held_bytes(plan, demands))
+    """Whether `drain`'s result should replace `plan` (`plan_rank`): it costs less, or the same while holding
+    fewer bytes. A drain that empties no instance can still drop replicas their deployment's others absorb (100
+    bench deployments, 60 s: the plan kept five such replicas, because its drain freed no instance)."""
+    return plan_rank(drained, demands, offers) < plan_rank(plan, demands, offers)
+
+
+def drain_said(plan: Plan, drained: Plan, offers: dict[str, Offer]) -> str:
+    """The progress line for a drained plan that replaces `plan`."""
+    return (f"emptying instances into the others' room: ${plan.cost_usd_per_hour(offers):.2f}/h -> "
+            f"${drained.cost_usd_per_hour(offers):.2f}/h, {len(plan.replicas)} -> {len(drained.replicas)} replicas")
 
 
 def drain(plan: Plan, demands: list[Demand], offers: list[Offer], policy: Policy, deadline: float) -> Plan:

@@ -72,6 +72,7 @@ from planner.demands import LOAD_UNITS, Demand, bucket_load
 from planner.greedy import (
     best_heuristic_plan,
     drain,
+    drain_said,
     drained_is_better,
     owned_first,
     split_concurrency,
@@ -138,9 +139,9 @@ INTEGER_REST_MIN_S = 0.5
 # the GPU's price, share of the time left after column generation (20 deployments: depth 4 and 0.3 gave 193 columns
 # in 0.1 s and the $21.07/h plan; depth 2 or 0.6 added a handful and left it at $21.51/h; depth 7, up to 1,129
 # columns (1.2 s without a deadline; in a 10 s solve its share stops it sooner), the $20.58/h plan, 42 GPUs
-# instead of 43, in every run, as did depth 8; 5 and 6 $21.02/h. At
-# 100, 500 and 2,000 deployments depth 7 changed nothing beyond the runs' spread: $91.14-91.63/h, $445.94/h,
-# $1,787.11/h. Depth 10 and 0.1 at 100 deployments: 11,000 columns, more than SCIP can use in the time).
+# instead of 43, in every run, as did depth 8; 5 and 6 $21.02/h. At 100, 500 and 2,000 deployments depth 7
+# changed nothing beyond the runs' spread: $91.14-91.63/h, $445.94/h, $1,787.11/h. Depth 10 and 0.1 at 100
+# deployments: 11,000 columns, more than SCIP can use in the time).
 ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 7, 0.3, 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
@@ -206,8 +207,14 @@ def applicable(demands: list[Demand], offers: list[Offer], policy: Policy) -> bo
     relaxation. Owned units and quotas are supply the master LP prices by its duals (`_Master`); without
     co-location a pattern is one shard (`_Generator.single`); a throughput-sized deployment's replicas own their
     GPUs (one-shard patterns too) and its buckets are assigned in the master."""
-    return (all(p.tp & (p.tp - 1) == 0 for d in demands for p in d.options)
-            and all(o.price_usd_per_hour > 0 or o.max_instances is not None for o in offers))
+    return not _unplannable(demands, offers)
+
+
+def _unplannable(demands: list[Demand], offers: list[Offer]) -> set[str]:
+    """GPU types that keep the pattern path from a scenario (`applicable`): those with an option of a TP degree
+    that is not a power of two, or an offer free without limit."""
+    return ({p.gpu for d in demands for p in d.options if p.tp & (p.tp - 1)}
+            | {o.gpu for o in offers if o.price_usd_per_hour <= 0 and o.max_instances is None})
 
 
 def capped_offer(o: Offer) -> bool:
@@ -404,9 +411,7 @@ def type_floors(demands: list[Demand], offers: list[Offer], policy: Policy) -> d
     deployments: 16 of the 18 GPU types offered, 0.9 s of floors for about 3 s of greedy runs), the single-GPU-type
     baselines to order and prune their solves."""
     gpus = sorted({o.gpu for o in offers})
-    # `applicable` per type: a TP degree that is not a power of two, or an offer free without limit
-    odd = {p.gpu for d in demands for p in d.options if p.tp & (p.tp - 1)}
-    odd |= {o.gpu for o in offers if o.price_usd_per_hour <= 0 and o.max_instances is None}
+    odd = _unplannable(demands, offers)  # `applicable` per type
     items = _items(demands, offers)
     prices = _floor_prices(items, offers)
     everyone = {d.index for d in demands}
@@ -1385,10 +1390,10 @@ class _Generator:
                 end: float = math.inf) -> float:
         """Farley's and the Lagrangian bound for duals (mu, nu, prices). Every class is bounded by _value_bound
         (past `end`, the pattern path's own deadline, by pricing's quick bound: that pass takes about 3 s at 2,000
-        deployments, and the solve must end in its limit); then, while time lasts (`deadline`), by the exact pricing problem (_exact_value_bound): first the classes of capped GPU
-        types still worth more than their price (each costs the bound U_g times that), most first; then the
-        others, most valuable per price first, until no class left unrefined can raise max value / cost above
-        what the refined ones reach."""
+        deployments, and the solve must end in its limit); then, while time lasts (`deadline`), by the exact
+        pricing problem (_exact_value_bound): first the classes of capped GPU types still worth more than their
+        price (each costs the bound U_g times that), most first; then the others, most valuable per price first,
+        until no class left unrefined can raise max value / cost above what the refined ones reach."""
         capped = self.master.capped
         values = {}
         for c in self.kept:
@@ -2089,8 +2094,7 @@ def solve_patterns(demands: list[Demand], offers: list[Offer], policy: Policy, s
         drained = drain(plan, demands, offers, policy, drain_by)
         settled = time.perf_counter() < drain_by
         if drained_is_better(plan, drained, demands, by_id):
-            say(f"patterns: emptying instances into the others' room: ${plan.cost_usd_per_hour(by_id):.2f}/h -> "
-                f"${drained.cost_usd_per_hour(by_id):.2f}/h, {len(plan.replicas)} -> {len(drained.replicas)} replicas")
+            say(f"patterns: {drain_said(plan, drained, by_id)}")
             plan = drained
     if settled and bound_until is not None and bound_until > deadline:
         deadline = bound_until
