@@ -88,7 +88,14 @@ from planner.solution import (
     instance_price,
 )
 
-UNITS = 256  # pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation)
+# Pricing resolution: one GPU's usable memory in this many steps (weights rounded down: a relaxation). Coarse steps
+# let pricing count patterns that overfill their GPU by up to a step per shard; column generation then stalls with
+# patterns priced out that the master cannot have, and the bound stays under the LP (100 deployments: LP $88.01/h,
+# certified $87.30/h at 256 steps, where exact pricing finds real columns until the LP is $87.89/h). Thirteenth
+# session, bounds of one solve each at 256 / 512 / 1,024 / 2,048 / 4,096 steps: 100 deployments in 10 s $87.30 /
+# 87.51 / 87.69 / 87.76 / 87.75/h; 500 in 60 s $429.75 / - / 431.89 / 432.29 / 432.04/h; 2,000 in 120 s
+# $1,701-1,707 (earlier runs) / - / 1,710.97 / 1,708.5-1,710.5 / 1,703.23/h. Plans within their usual spread.
+UNITS = 2048
 EPS_USD_PER_HOUR = 1e-7  # a pattern must beat its GPU's price by more than this to count as improving
 # Disjoint improving patterns taken per pricing class and iteration: a tenth of the deployments, within these
 # limits (more columns per LP solve converge large fleets several times faster: bench/scale.py, 500 deployments).

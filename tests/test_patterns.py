@@ -1368,6 +1368,25 @@ def test_certifying_past_its_deadline_ends_at_once_with_a_valid_bound(tmp_path, 
     assert 0 < without <= with_time + 1e-9 and with_time <= 20.58
 
 
+def test_pricing_fine_enough_to_certify_near_the_lp(tmp_path):
+    """The benchmark's 20 deployments, column generation run until it stalls, its duals repaired and certified:
+    pricing rounds every shard's weight down to its step (a relaxation), so a coarse step lets it count patterns
+    that overfill their GPU, and column generation stalls with patterns still priced out that the master cannot
+    have. At 2,048 steps per GPU the bound reaches $19.75/h (LP $19.81/h); at 256 steps, the resolution before
+    the thirteenth session, it stopped at $19.71/h (512: $19.73/h)."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    incumbent = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    by_id = {o.id: o for o in prep.offers}
+    gen = patterns._Generator(prep.demands, prep.offers,
+                              solver_slot_bounds(prep.offers, prep.demands, incumbent.cost_usd_per_hour(by_id)),
+                              incumbent)
+    bound, lp, _ = gen.run(time.perf_counter() + 60, lambda _: None, 1.0, 1, 0, repair_s=2.0)
+    assert 19.74 <= bound <= lp + 1e-9 and bound <= 20.58
+
+
 def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
     """The benchmark's 20 deployments, column generation stopped after one round: Farley's bound divides every
     dual by the worst pattern's value / price; repairing them per deployment certifies far more, and still no
