@@ -126,6 +126,9 @@ CERTIFY_BOTH_WITHIN = 0.05
 # The repair's "best pattern without each member" looks at this many x CANDIDATES densest deployments, not all:
 # on 2,000 deployments a knapsack over all of them took 70 ms, three per class and round (about 1.5 s a round).
 REPAIR_NEAR = 4
+# The repair also cuts with every deployment's best two-shard pattern (`_pairs_priced_out`), over this many rooms
+# per GPU, this many items at a time.
+PAIR_ROOM_STEPS, PAIR_CHUNK = 2048, 256
 DIVE_SHARE, GROUP_DIVE_SHARE = 0.15, 0.3
 # Each dive step rounds up this fraction of the fractional block counts (1/8: as good a plan on 100 deployments as
 # one count per step, $92.16/h, in a third of the time; 1/4 gave $92.65/h).
@@ -771,6 +774,67 @@ def _mir_cut(concurrency: int, max_k: dict[int, int], replicas: dict[int, float]
     return best
 
 
+def _pairs_priced_out(items: list[_Item], mu: dict[int, float], nu: dict[tuple[int, int], float],
+                      cost: float) -> list[list[tuple[int, int, int]]]:
+    """Two-shard patterns over `items` worth more than `cost`, the most valuable one per deployment: the repair's
+    cuts when big shards fill the GPU two at a time. The best pair has one shard at one or at its most sequences
+    and the other filling the room left (value and weight are linear in each k), so every item at those two
+    counts is paired with the best shard of another deployment for the room it leaves, read from a table over
+    PAIR_ROOM_STEPS rooms (rounded down: every pair found fits in bytes; a few may be missed)."""
+    limit = items[0].limit_bytes
+    useful = [it for it in items if mu.get(it.d, 0.0) > 0 or nu.get((it.d, it.p), 0.0) > 0]
+    if len(useful) < 2:
+        return []
+    a = np.array([it.static_bytes for it in useful], np.float64)
+    b = np.array([max(1, it.kv_bytes) for it in useful], np.float64)
+    top = np.array([it.max_k for it in useful], np.float64)
+    m = np.array([mu.get(it.d, 0.0) / it.tp for it in useful])
+    n = np.array([nu.get((it.d, it.p), 0.0) / it.tp for it in useful])
+    dep = np.array([it.d for it in useful], np.int64)
+    rooms = (np.arange(PAIR_ROOM_STEPS + 1, dtype=np.int64) * limit) // PAIR_ROOM_STEPS  # bytes, rounded down
+    # per room: the best filler (value, item) and the best of another deployment than that one's
+    best_v = np.full(len(rooms), -np.inf)
+    best_i = np.full(len(rooms), -1, np.int64)
+    second_v = np.full(len(rooms), -np.inf)
+    second_i = np.full(len(rooms), -1, np.int64)
+    for lo in range(0, len(useful), PAIR_CHUNK):
+        sl = slice(lo, lo + PAIR_CHUNK)
+        k = np.minimum(top[sl, None], np.floor((rooms[None, :] - a[sl, None]) / b[sl, None]))
+        v = np.where(k >= 1, m[sl, None] * k + n[sl, None], -np.inf)
+        for _ in range(2):  # each chunk's best and its best of another deployment
+            i = v.argmax(axis=0)
+            vi = v[i, np.arange(len(rooms))]
+            gi = i + lo
+            new_dep = dep[gi]
+            same = (best_i >= 0) & (dep[np.maximum(best_i, 0)] == new_dep)
+            better = vi > best_v
+            # merge (vi, gi) into the running top two of distinct deployments
+            second_v, second_i = (
+                np.where(better & ~same, best_v, np.where(~better & ~same & (vi > second_v), vi, second_v)),
+                np.where(better & ~same, best_i, np.where(~better & ~same & (vi > second_v), gi, second_i)))
+            best_v, best_i = np.where(better, vi, best_v), np.where(better, gi, best_i)
+            v[dep[sl][:, None] == new_dep[None, :]] = -np.inf  # next: the chunk's best of another deployment
+    pairs: dict[int, tuple[float, list[tuple[int, int, int]]]] = {}
+    for x, it in enumerate(useful):
+        for k in {1, it.max_k}:
+            left = limit - it.static_bytes - k * it.kv_bytes
+            if left < 0:
+                continue
+            g = left * PAIR_ROOM_STEPS // limit  # rooms[g] <= left
+            if best_i[g] >= 0 and dep[best_i[g]] != it.d:
+                j, vj = best_i[g], best_v[g]
+            else:  # the best filler for this room is another shard of the same deployment
+                j, vj = second_i[g], second_v[g]
+            if j < 0 or not np.isfinite(vj):
+                continue
+            value = m[x] * k + n[x] + vj
+            if value > cost + EPS_USD_PER_HOUR and value > pairs.get(it.d, (-math.inf,))[0]:
+                other = useful[j]
+                kj = int(min(other.max_k, (int(rooms[g]) - other.static_bytes) // other.kv_bytes))
+                pairs[it.d] = (value, [(it.d, it.p, k), (other.d, other.p, kj)])
+    return [members for _, members in pairs.values()]
+
+
 def memory_price_bound(demands: list[Demand], gpu_price: dict[tuple[str, int], float],
                        items: dict[str, list[_Item]], whole_replicas: bool = True, whole_gpus: bool = False) -> float:
     """A bound that needs no LP: a replica of option p holding k <= M sequences fills tp GPUs to (a + k b) / L each,
@@ -1231,7 +1295,10 @@ class _Generator:
         its members: sum_d v_dP s_d, v_dP its shard's value at `raw`. So this is a small LP, solved by cutting
         planes: maximise sum_d s_d (d's share of duals . rhs) subject to sum_d v_dP s_d <= price for the patterns
         pricing finds worth more than their price at the current s (the most valuable per class, disjoint ones
-        after it, and the best without each member of the first), until a round over every class finds none or
+        after it, the best without each member of the first, and each deployment's best pair of shards: on 2,000
+        deployments, pairs of big shards are most of what is left, and cutting a few dozen of them per round left
+        1,446 deployments of one class in pairs still priced out after 55 rounds), until a round over every class
+        finds none or
         `deadline`. Uniform scaling (Farley) is one feasible point, so at convergence this is at least as good.
         Capped GPU types are left to the Lagrangian's charge (a quota'd type may be priced at 0).
 
@@ -1291,7 +1358,8 @@ class _Generator:
     def _violations(self, c: int, mu, nu, prices, cut: set[int]) -> tuple[float, bool, list]:
         """Class c at duals (mu, nu) and `prices`: (its value bound, whether it prices out and rows were found, the
         rows: (members, cost) of every pattern the repair cuts with, when c is in `cut`). One-shard classes: each
-        shard worth more than its GPU; others the most valuable pattern, the best without each of its members
+        shard worth more than its GPU; others the most valuable pattern, each deployment's best two-shard pattern
+        worth more than its GPU (`_pairs_priced_out`), the best without each of its members
         (among the REPAIR_NEAR x CANDIDATES densest deployments), and disjoint ones, CANDIDATES deployments at a
         time, densest first, until the deployments run out. Reads the generator only."""
         pool = self.classes[c][3]
@@ -1304,6 +1372,7 @@ class _Generator:
         if members is None or not cutting:
             return value, False, []
         rows = [(members, cost)]
+        rows += [(pair, cost) for pair in _pairs_priced_out(pool, mu, nu, cost)]
         near = order[:REPAIR_NEAR * CANDIDATES]
         for d in {d for d, _, _ in members}:
             more, others = items.solve([e for e in near if e != d])

@@ -324,7 +324,7 @@ def test_pool_knapsacks_over_subsets_match_a_fresh_knapsack(options, mus, nus, d
 @given(st.lists(st.tuples(st.integers(50, 700), st.integers(1, 120), st.integers(1, 6)), min_size=1, max_size=4),
        st.lists(st.floats(0, 1), min_size=4, max_size=4), st.lists(st.floats(0, 1), min_size=4, max_size=4))
 def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
-    """Both the pricing knapsack (256 steps) and the bound's knapsack (4,096 steps, two choices and a filler) are
+    """Both the pricing knapsack (UNITS steps) and the bound's knapsack (4,096 steps, two choices and a filler) are
     upper bounds on the best real pattern: the Lagrangian and Farley bounds rest on that."""
     from planner.patterns import _exact_value_bound, _price, _step_tables, _value_bound
 
@@ -339,6 +339,49 @@ def test_pricing_values_bound_every_real_pattern(sizes, mus, nus):
     # GPU's price per unit of each coefficient): it must not be loose, or the certified bound would be.
     certified = _exact_value_bound(items, mu, nu, 1.0, 10.0, 1, 0)
     assert exact - 1e-9 <= certified <= exact + 1e-3
+
+
+@settings(max_examples=80, deadline=None)
+@given(_toy_options(2, (2, 4)), st.lists(st.floats(0, 1), min_size=4, max_size=4),
+       st.lists(st.floats(-0.5, 1), min_size=8, max_size=8), st.floats(0, 2))
+def test_pair_cuts_are_each_deployments_best_two_shard_pattern(options, mus, nus, cost):
+    """The repair's pair cuts: every pair is a real pattern (two deployments, within the GPU's bytes) worth more
+    than `cost`, and each deployment's is the most valuable pair with its shard at one or at its most sequences
+    (the best pair has a shard there), by brute force over every pair and sequence count. Rooms of 1 MiB, so the
+    rounding of the room table loses nothing here."""
+    import itertools
+
+    from planner import patterns
+
+    items, mu, nu, _ = _toy_pricing(options, mus, nus, 2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(patterns, "PAIR_ROOM_STEPS", 1000)  # the toy GPU's 1,000 MiB
+        mp.setattr(patterns, "PAIR_CHUNK", 3)  # several chunks: their best shards merged
+        pairs = patterns._pairs_priced_out(items, mu, nu, cost)
+
+    def value(members):
+        return sum((mu[d] * k + nu[d, p]) / next(it.tp for it in items if (it.d, it.p) == (d, p))
+                   for d, p, k in members)
+
+    def fits(members):
+        return sum(it.static_bytes + k * it.kv_bytes for d, p, k in members for it in items
+                   if (it.d, it.p) == (d, p)) <= items[0].limit_bytes
+
+    expected = {}
+    for x, y in itertools.permutations(items, 2):
+        if x.d == y.d or (mu[x.d] <= 0 and nu[x.d, x.p] <= 0) or (mu[y.d] <= 0 and nu[y.d, y.p] <= 0):
+            continue
+        for kx in {1, x.max_k}:
+            for ky in range(1, y.max_k + 1):
+                members = [(x.d, x.p, kx), (y.d, y.p, ky)]
+                if fits(members) and value(members) > expected.get(x.d, -math.inf):
+                    expected[x.d] = value(members)
+    found = {}
+    for members in pairs:
+        assert len({d for d, _, _ in members}) == 2 and fits(members) and value(members) > cost
+        found[members[0][0]] = value(members)
+    assert found.keys() == {d for d, v in expected.items() if v > cost + patterns.EPS_USD_PER_HOUR}
+    assert all(math.isclose(v, expected[d], rel_tol=1e-9, abs_tol=1e-9) for d, v in found.items())
 
 
 @settings(max_examples=60, deadline=None)
@@ -1385,6 +1428,31 @@ def test_pricing_fine_enough_to_certify_near_the_lp(tmp_path):
                               incumbent)
     bound, lp, _ = gen.run(time.perf_counter() + 60, lambda _: None, 1.0, 1, 0, repair_s=2.0)
     assert 19.74 <= bound <= lp + 1e-9 and bound <= 20.58
+
+
+def test_the_repair_cuts_with_every_deployments_best_pair(tmp_path):
+    """The benchmark's 20 deployments, column generation stopped after one round: the rows the repair cuts with
+    in a class that prices out include every pair `_pairs_priced_out` finds there (on 2,000 deployments, 1,446
+    deployments of the TP-8 RTX A6000 class sat in pairs worth more than their GPU at the end of a repair that cut
+    with a few dozen patterns per round)."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    gen, raw = _stopped_early(prep.demands, prep.offers,
+                              best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy))
+    mu, nu, _, prices = gen.duals(raw)
+    checked = 0
+    for c in gen.kept:
+        g, t, _, pool = gen.classes[c]
+        if gen.single or c in gen.exclusive:
+            continue
+        pairs = patterns._pairs_priced_out(pool, mu, nu, prices[g, t])
+        _, priced_out, rows = gen._violations(c, mu, nu, prices, set(gen.kept))
+        assert priced_out or not pairs
+        assert {tuple(p) for p in pairs} <= {tuple(members) for members, _ in rows}
+        checked += len(pairs)
+    assert checked > 0
 
 
 def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
