@@ -151,8 +151,11 @@ INTEGER_REST_MIN_S = 0.5
 # columns (1.2 s without a deadline; in a 10 s solve its share stops it sooner), the $20.58/h plan, 42 GPUs
 # instead of 43, in every run, as did depth 8; 5 and 6 $21.02/h. At 100, 500 and 2,000 deployments depth 7
 # changed nothing beyond the runs' spread: $91.14-91.63/h, $445.94/h, $1,787.11/h. Depth 10 and 0.1 at 100
-# deployments: 11,000 columns, more than SCIP can use in the time).
-ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE = 7, 0.3, 0.1
+# deployments: 11,000 columns, more than SCIP can use in the time). A whole fleet gets 0.15 since the thirteenth
+# session: at 0.1 its deadline cut the 20-deployment search short in 3 runs of 11 (1,193 columns instead of 1,328,
+# and $21.02/h), at 0.15 none of 5 ($20.58/h each; 100 deployments $91.14/h four times, $91.63/h once, as at 0.1).
+# Groups keep 0.1 (2,000 deployments at 0.15: $1,787.39/h in one run, against $1,781.58-1,782.08/h).
+ENRICH_DEPTH, ENRICH_MIN_VALUE, ENRICH_SHARE, GROUP_ENRICH_SHARE = 7, 0.3, 0.15, 0.1
 # Large fleets are planned in groups (measured on bench/fleet.py, 2,000 deployments, about 100 s: groups of 25
 # $1,869/h, of 50 $1,889/h, of 100 $1,954/h, the whole fleet at once $2,226/h; 500 deployments, about 55 s: groups
 # of 50 $460/h, of 25 $465/h, whole $468/h). Group size: this many x the limit in s / deployments, within limits.
@@ -1298,9 +1301,8 @@ class _Generator:
         after it, the best without each member of the first, and each deployment's best pair of shards: on 2,000
         deployments, pairs of big shards are most of what is left, and cutting a few dozen of them per round left
         1,446 deployments of one class in pairs still priced out after 55 rounds), until a round over every class
-        finds none or
-        `deadline`. Uniform scaling (Farley) is one feasible point, so at convergence this is at least as good.
-        Capped GPU types are left to the Lagrangian's charge (a quota'd type may be priced at 0).
+        finds none or `deadline`. Uniform scaling (Farley) is one feasible point, so at convergence this is at
+        least as good. Capped GPU types are left to the Lagrangian's charge (a quota'd type may be priced at 0).
 
         Returns (scaled row duals, every class's value bound at them): the values come from the last round, which
         priced every class (the first always does, whatever the time); with them `bound` is valid whatever the
@@ -1860,11 +1862,13 @@ def _completed_floor(gen: _Generator, offers: list[Offer], slot_bounds: dict[str
 
 
 def _plan_blocks(gen: _Generator, offers: list[Offer], slot_bounds: dict[str, int], policy: Policy,
-                 deadline: float, threads: int, say, dive_share: float = DIVE_SHARE):
-    """After column generation: the price-and-dive, then the integer master over its columns, hinted with it
-    (`dive_share`, then INTEGER_SHARE of the time left). (chosen blocks, instance counts) or None."""
+                 deadline: float, threads: int, say, dive_share: float = DIVE_SHARE,
+                 enrich_share: float = ENRICH_SHARE):
+    """After column generation: enrichment (`enrich_share` of the time left), the price-and-dive, then the
+    integer master over its columns, hinted with it (`dive_share`, then INTEGER_SHARE of the time left).
+    (chosen blocks, instance counts) or None."""
     demands = gen.demands
-    enriched = gen.enrich(time.perf_counter() + ENRICH_SHARE * (deadline - time.perf_counter()))
+    enriched = gen.enrich(time.perf_counter() + enrich_share * (deadline - time.perf_counter()))
     dived = gen.dive(time.perf_counter() + dive_share * (deadline - time.perf_counter()))
     covering = dived is not None  # a finished dive's blocks hold every deployment: a plan of their own
     if covering:
@@ -2012,8 +2016,8 @@ def _plan_group(job: tuple[list[int], float, float, int]):
     _, lp, _ = gen.run(time.perf_counter() + GROUP_CG_SHARE * (end - time.perf_counter()), lambda _msg: None,
                        0.0, threads, policy.seed)
     completed = _completed_floor(gen, offers, slot_bounds, policy, threads) if lp is not None else None
-    result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE)
-              if lp is not None else None)
+    result = (_plan_blocks(gen, offers, slot_bounds, policy, end, threads, lambda _msg: None, GROUP_DIVE_SHARE,
+                           GROUP_ENRICH_SHARE) if lp is not None else None)
 
     def fleet(ms) -> tuple[tuple[int, int, int], ...]:
         return tuple(sorted((members[d], p, k) for d, p, k in ms))
