@@ -28,10 +28,26 @@ import time
 from collections import defaultdict
 
 from planner.demands import LOAD_UNITS, Demand
-from planner.greedy import _Box, _fits, blocks, drain, drain_said, drained_is_better, plan_rank, split_concurrency
+from planner.greedy import (
+    USD_PER_HOUR_DECIMALS,
+    _Box,
+    _fits,
+    blocks,
+    drain,
+    drain_said,
+    drained_is_better,
+    plan_rank,
+    split_concurrency,
+)
 from planner.offers import Offer
 from planner.scenario import Policy
-from planner.solution import BucketAssignment, PlacedReplica, Plan, PlannedInstance, instance_price
+from planner.solution import (
+    BucketAssignment,
+    PlacedReplica,
+    Plan,
+    PlannedInstance,
+    instance_price,
+)
 from planner.solver import KIB, MILLS_PER_USD
 
 # With the pattern path, the fleet model adds its integer rounding to the bound (and its fleet, placed best-fit, is
@@ -283,9 +299,9 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             placed = place(demands, offers, policy, counts, reps, assigned)
             if placed is not None:
                 say(f"best-fit placement of the fleet model's fleet: ${placed.cost_usd_per_hour(by_id):.2f}/h")
-                if result.plan is None or (placed.cost_usd_per_hour(by_id)
-                                           < result.plan.cost_usd_per_hour(by_id) - 1e-6):  # ties: the pattern plan
-                    candidates.append((placed, "cp-sat"))
+                if result.plan is None or (round(placed.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)
+                                           < round(result.plan.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)):
+                    candidates.append((placed, "cp-sat"))  # ties: the pattern plan
         counts = None  # skips the aggregated path's placement and search below: the candidates above cover it
         best, found_by = min(candidates, key=preferred)
         if polish:
@@ -329,7 +345,8 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     if not candidates:
         return None, "unknown", bound, "cp-sat"
     best, engine = min(candidates, key=preferred)
-    proven = bound is not None and best.cost_usd_per_hour(by_id) <= bound + 1e-6  # every bound here is valid
+    proven = bound is not None and (round(best.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)
+                                    <= round(bound, USD_PER_HOUR_DECIMALS))  # every bound here is valid
     return best, "optimal" if proven else "feasible", bound, engine
 
 
