@@ -37,6 +37,7 @@ from planner.greedy import (
     drain_said,
     drained_is_better,
     plan_rank,
+    rounded_cost_usd_per_hour,
     split_concurrency,
 )
 from planner.offers import Offer
@@ -299,8 +300,8 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
             placed = place(demands, offers, policy, counts, reps, assigned)
             if placed is not None:
                 say(f"best-fit placement of the fleet model's fleet: ${placed.cost_usd_per_hour(by_id):.2f}/h")
-                if result.plan is None or (round(placed.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)
-                                           < round(result.plan.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)):
+                if result.plan is None or (rounded_cost_usd_per_hour(placed, by_id)
+                                           < rounded_cost_usd_per_hour(result.plan, by_id)):
                     candidates.append((placed, "cp-sat"))  # ties: the pattern plan
         counts = None  # skips the aggregated path's placement and search below: the candidates above cover it
         best, found_by = min(candidates, key=preferred)
@@ -345,7 +346,7 @@ def solve_decomposed(demands: list[Demand], offers: list[Offer], policy: Policy,
     if not candidates:
         return None, "unknown", bound, "cp-sat"
     best, engine = min(candidates, key=preferred)
-    proven = bound is not None and (round(best.cost_usd_per_hour(by_id), USD_PER_HOUR_DECIMALS)
+    proven = bound is not None and (rounded_cost_usd_per_hour(best, by_id)
                                     <= round(bound, USD_PER_HOUR_DECIMALS))  # every bound here is valid
     return best, "optimal" if proven else "feasible", bound, engine
 

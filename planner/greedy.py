@@ -299,10 +299,15 @@ def held_bytes(plan: Plan, demands: list[Demand]) -> int:
     return total
 
 
+def rounded_cost_usd_per_hour(plan: Plan, offers: dict[str, Offer]) -> float:
+    """`plan`'s cost to USD_PER_HOUR_DECIMALS: what plans compare by."""
+    return round(plan.cost_usd_per_hour(offers), USD_PER_HOUR_DECIMALS)
+
+
 def plan_rank(plan: Plan, demands: list[Demand], offers: dict[str, Offer]) -> tuple[float, int]:
     """How plans compare, lowest best: cost, then the bytes they hold (fewer: more headroom, the solver's second
     objective after cost, and fewer copies of the weights to run)."""
-    return round(plan.cost_usd_per_hour(offers), USD_PER_HOUR_DECIMALS), held_bytes(plan, demands)
+    return rounded_cost_usd_per_hour(plan, offers), held_bytes(plan, demands)
 
 
 def drained_is_better(plan: Plan, drained: Plan, demands: list[Demand], offers: dict[str, Offer]) -> bool:

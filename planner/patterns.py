@@ -63,7 +63,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -833,7 +833,7 @@ def _pairs_priced_out(items: list[_Item], mu: dict[int, float], nu: dict[tuple[i
             value = m[x] * k + n[x] + vj
             if value > cost + EPS_USD_PER_HOUR and value > pairs.get(it.d, (-math.inf,))[0]:
                 other = useful[j]
-                kj = int(min(other.max_k, (int(rooms[g]) - other.static_bytes) // other.kv_bytes))
+                kj = int(min(other.max_k, (int(rooms[g]) - other.static_bytes) // int(b[j])))  # as in the table
                 pairs[it.d] = (value, [(it.d, it.p, k), (other.d, other.p, kj)])
     return [members for _, members in pairs.values()]
 
@@ -953,6 +953,18 @@ def _scaled(raw, scale: dict[int, float]):
     return ({d: v * scale[d] for d, v in mu.items()}, {d: v * scale[d] for d, v in rep.items()},
             {key: v * scale[key[0]] for key, v in pi.items()}, supply,
             {key: v * scale[key[0]] for key, v in load.items()})
+
+
+@dataclass
+class _Search:
+    """`_Generator.enrich`'s search in one uniform class: the exclusion sets to try at the next level."""
+
+    gpu: str
+    cost: float  # the class's price per GPU, USD/h
+    items: list[_Item]
+    pool: _Pool | None = None
+    frontier: list[frozenset[int]] = field(default_factory=lambda: [frozenset()])
+    seen: set[frozenset[int]] = field(default_factory=set)
 
 
 def _pattern(g: str, members) -> Pattern:
@@ -1409,34 +1421,31 @@ class _Generator:
         first classes took the time). Returns the columns, added to the master."""
         mu, nu, prices = self.last_duals
         out: set[Pattern] = set()
-        searches = []  # per uniform class: [gpu, price, items, pool, exclusion sets to try next, sets seen]
-        for c in self.kept if not self.single else []:  # one shard per GPU: every pattern is a column already
-            g, t, uniform, items = self.classes[c]
-            if uniform and c not in self.exclusive:
-                searches.append([g, prices[g, t], items, None, [frozenset()], set()])
+        searches = [_Search(g, prices[g, t], items)  # one per uniform class
+                    for c in (self.kept if not self.single else [])  # one shard per GPU: every pattern a column
+                    for g, t, uniform, items in [self.classes[c]] if uniform and c not in self.exclusive]
         # Level by level over every class, so that a deadline leaves every class searched to the same depth.
         for _ in range(ENRICH_DEPTH):
             for search in searches:
-                g, cost, items, pool, frontier, seen = search
-                if pool is None:
-                    pool = search[3] = _Pool(items, self.steps, mu, nu, False)
+                if search.pool is None:  # built when first reached: a deadline may come first
+                    search.pool = _Pool(search.items, self.steps, mu, nu, False)
                 deeper = []
-                for excluded in frontier:
+                for excluded in search.frontier:
                     if time.perf_counter() > deadline:
                         return out
-                    value, members = pool.solve([d for d in pool.deployments if d not in excluded])
-                    if not members or value < ENRICH_MIN_VALUE * cost:
+                    value, members = search.pool.solve([d for d in search.pool.deployments if d not in excluded])
+                    if not members or value < ENRICH_MIN_VALUE * search.cost:
                         continue
-                    ms = _repair(members, self.by_key, items[0].limit_bytes, mu)
+                    ms = _repair(members, self.by_key, search.items[0].limit_bytes, mu)
                     if ms:
-                        key = _pattern(g, ms)
+                        key = _pattern(search.gpu, ms)
                         self.master.add(key)
                         out.add(key)
                     for branch in (excluded | {d} for d, _, _ in members):
-                        if branch not in seen:
-                            seen.add(branch)
+                        if branch not in search.seen:
+                            search.seen.add(branch)
                             deeper.append(branch)
-                search[4] = deeper
+                search.frontier = deeper
         return out
 
     def promising(self, fraction: float) -> set[Pattern]:
