@@ -119,6 +119,10 @@ CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.9
 # (`_Generator.repair`; 100 deployments: it converges in about 1 s, bound $86.97/h -> $87.26/h; at 10% it got
 # 0.5 s after its certification's share and stopped at $86.52/h).
 REPAIR_SHARE = 0.15
+# The repair scales each deployment's coverage dual (per sequence) and its other rows' (per replica: replica
+# count, rounding cuts, load) apart, not by one factor: 2,000 bench deployments, 120 s, bound $1,722.16-1,722.72/h
+# over two runs against $1,718.52-1,721.60/h over six (docs/optimization.md, item 20).
+REPAIR_SPLIT = True
 # The LP's own duals are certified beside the repaired ones unless their best bound at a full round is more than
 # this fraction below the repaired duals' (2,000 deployments: about 25% below, and certifying them took 6 s for the
 # memory-price floor; 20 deployments: within 1%, and they certify $19.71/h against the repaired $19.66/h).
@@ -946,13 +950,14 @@ def _mix(center, raw, weight: float):
                  for a, b in zip(center, raw))
 
 
-def _scaled(raw, scale: dict[int, float]):
-    """Row duals `raw` (raw_duals' tuple) with every row of deployment d multiplied by scale[d]; the supply rows,
-    which belong to no deployment, as they are."""
+def _scaled(raw, scale: dict[int, float], other: dict[int, float] | None = None):
+    """Row duals `raw` (raw_duals' tuple) with every row of deployment d multiplied by scale[d] (its other rows than
+    coverage by other[d], if given); the supply rows, which belong to no deployment, as they are."""
     mu, rep, pi, supply, load = raw
-    return ({d: v * scale[d] for d, v in mu.items()}, {d: v * scale[d] for d, v in rep.items()},
-            {key: v * scale[key[0]] for key, v in pi.items()}, supply,
-            {key: v * scale[key[0]] for key, v in load.items()})
+    other = scale if other is None else other
+    return ({d: v * scale[d] for d, v in mu.items()}, {d: v * other[d] for d, v in rep.items()},
+            {key: v * other[key[0]] for key, v in pi.items()}, supply,
+            {key: v * other[key[0]] for key, v in load.items()})
 
 
 @dataclass
@@ -1307,7 +1312,9 @@ class _Generator:
         An unconverged column generation's duals overvalue some deployments: patterns of them are worth more than
         their GPU, and Farley's bound divides *every* dual by the worst such ratio (500 deployments: 11%). Scaling
         deployment d's rows by s_d in [0, 1] keeps the duals' signs, and a pattern's value is linear in the s of
-        its members: sum_d v_dP s_d, v_dP its shard's value at `raw`. So this is a small LP, solved by cutting
+        its members: sum_d v_dP s_d, v_dP its shard's value at `raw`. (With REPAIR_SPLIT, d's coverage row, worth
+        mu_d per sequence, and its other rows, worth nu_dp per replica, have a factor each; below, s_d stands for
+        the pair.) So this is a small LP, solved by cutting
         planes: maximise sum_d s_d (d's share of duals . rhs) subject to sum_d v_dP s_d <= price for the patterns
         pricing finds worth more than their price at the current s (the most valuable per class, disjoint ones
         after it, the best without each member of the first, and each deployment's best pair of shards: on 2,000
@@ -1324,24 +1331,29 @@ class _Generator:
         parts = self.parts(raw)
         mu0, nu0, _, _ = self.duals(raw)
         lp = pywraplp.Solver.CreateSolver("GLOP")
-        s = {d: lp.NumVar(0.0, 1.0, "") for d in parts}
+        s = {d: lp.NumVar(0.0, 1.0, "") for d in parts}  # d's coverage row
+        o = {d: lp.NumVar(0.0, 1.0, "") for d in parts} if REPAIR_SPLIT else s  # its other rows
+        per_seq = {d.index: raw[0].get(d.index, 0.0) * d.concurrency for d in self.demands}
         for d, v in parts.items():
-            lp.Objective().SetCoefficient(s[d], v)
+            lp.Objective().SetCoefficient(s[d], per_seq[d])
+            lp.Objective().SetCoefficient(o[d], lp.Objective().GetCoefficient(o[d]) + v - per_seq[d])
         lp.Objective().SetMaximization()
 
         def row(members, cost: float) -> None:
             r = lp.Constraint(-lp.infinity(), cost)
             for d, p, k in members:
-                v = (mu0.get(d, 0.0) * k + nu0.get((d, p), 0.0)) / self.by_key[d, p].tp
-                r.SetCoefficient(s[d], r.GetCoefficient(s[d]) + v)
+                tp = self.by_key[d, p].tp
+                r.SetCoefficient(s[d], r.GetCoefficient(s[d]) + mu0.get(d, 0.0) * k / tp)
+                r.SetCoefficient(o[d], r.GetCoefficient(o[d]) + nu0.get((d, p), 0.0) / tp)
 
         scale = dict.fromkeys(parts, 1.0)
+        other = dict.fromkeys(parts, 1.0)
         free = {c for c in self.kept if self.classes[c][0] not in self.master.capped}
         which, everything, values = self.kept, True, {}  # first every class; then those that priced out
         full_s = 0.0  # how long pricing every class took: the last such round must end by `deadline`
         while True:
             started = time.perf_counter()
-            mu, nu, _, prices = self.duals(_scaled(raw, scale))
+            mu, nu, _, prices = self.duals(_scaled(raw, scale, other))
             cutting = started + full_s < deadline  # else only every class's value at the scaling reached
             if not cutting and not everything:
                 which, everything = self.kept, True
@@ -1367,7 +1379,8 @@ class _Generator:
                 deadline = -math.inf
                 continue
             scale = {d: min(1.0, max(0.0, var.solution_value())) for d, var in s.items()}
-        return _scaled(raw, scale), values
+            other = {d: min(1.0, max(0.0, var.solution_value())) for d, var in o.items()}
+        return _scaled(raw, scale, other), values
 
     def _violations(self, c: int, mu, nu, prices, cut: set[int]) -> tuple[float, bool, list]:
         """Class c at duals (mu, nu) and `prices`: (its value bound, whether it prices out and rows were found, the

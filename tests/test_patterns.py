@@ -1471,3 +1471,31 @@ def test_dual_repair_raises_the_bound_of_unconverged_duals(tmp_path):
     assert all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept)  # converged in the time
     assert bound > farley + 1.0
     assert bound <= 20.58
+
+
+def test_the_repair_scales_coverage_and_replica_duals_apart(tmp_path, monkeypatch):
+    """Duals whose per-replica part is overvalued: the 20-deployment bench fleet's converged duals with $0.30/h added
+    to every deployment's replica row. One factor per deployment must scale its coverage dual down with them;
+    a factor each (REPAIR_SPLIT) keeps the coverage duals, and the bound stays near the LP ($19.80/h): offline
+    $19.73/h against $17.06/h. Both are valid (under the 42-GPU plan)."""
+    from bench.fleet import synthetic_scenario
+    from planner import patterns
+
+    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
+    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
+    gen = patterns._Generator(prep.demands, prep.offers,
+                              solver_slot_bounds(prep.offers, prep.demands,
+                                                 greedy.cost_usd_per_hour({o.id: o for o in prep.offers})), greedy)
+    deadline = time.perf_counter() + 60
+    gen.run(deadline, lambda _msg: None, 0.0, 1, 0)
+    assert time.perf_counter() < deadline and gen.master.solve()  # converged, then the LP's duals read afresh
+    mu, rep, pi, supply, load = gen.raw_duals()
+    raw = (mu, {d: v + 0.3 for d, v in rep.items()}, pi, supply, load)
+    bounds = {}
+    for split in (False, True):
+        monkeypatch.setattr(patterns, "REPAIR_SPLIT", split)
+        repaired, values = gen.repair(raw, time.perf_counter() + 60)
+        _, _, value, prices = gen.duals(repaired)
+        assert all(values[c] <= prices[gen.classes[c][:2]] + 1e-7 for c in gen.kept)  # converged
+        bounds[split] = gen.bound(value, values, prices)
+    assert bounds[False] < 18.0 and 19.6 < bounds[True] <= 20.58
