@@ -950,11 +950,10 @@ def _mix(center, raw, weight: float):
                  for a, b in zip(center, raw))
 
 
-def _scaled(raw, scale: dict[int, float], other: dict[int, float] | None = None):
-    """Row duals `raw` (raw_duals' tuple) with every row of deployment d multiplied by scale[d] (its other rows than
-    coverage by other[d], if given); the supply rows, which belong to no deployment, as they are."""
+def _scaled(raw, scale: dict[int, float], other: dict[int, float]):
+    """Row duals `raw` (raw_duals' tuple) with deployment d's coverage row multiplied by scale[d] and its other rows
+    by other[d]; the supply rows, which belong to no deployment, as they are."""
     mu, rep, pi, supply, load = raw
-    other = scale if other is None else other
     return ({d: v * scale[d] for d, v in mu.items()}, {d: v * other[d] for d, v in rep.items()},
             {key: v * other[key[0]] for key, v in pi.items()}, supply,
             {key: v * other[key[0]] for key, v in load.items()})

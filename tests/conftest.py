@@ -50,3 +50,18 @@ def run(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    """The benchmark's 20-deployment fleet over the whole catalog (20 GPU types)."""
+    import yaml
+
+    from bench.fleet import synthetic_scenario
+    from planner.plan import prepare
+    from planner.scenario import parse_scenario
+
+    data = synthetic_scenario(20)
+    path = tmp_path_factory.mktemp("fleet") / "synthetic.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return prepare(path, parse_scenario(data, str(path)))

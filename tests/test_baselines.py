@@ -12,21 +12,6 @@ from planner.patterns import type_floors
 from planner.solver import SolveResult, solve
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    """The benchmark's 20-deployment fleet over the whole catalog (20 GPU types)."""
-    import yaml
-
-    from bench.fleet import synthetic_scenario
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
-
-    data = synthetic_scenario(20)
-    path = tmp_path_factory.mktemp("fleet") / "synthetic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return prepare(path, parse_scenario(data, str(path)))
-
-
 def _alone(prep, gpu):
     demands = [d.model_copy(update={"options": [p for p in d.options if p.gpu == gpu]}) for d in prep.demands]
     return demands, [o for o in prep.offers if o.gpu == gpu]

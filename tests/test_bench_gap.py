@@ -47,20 +47,6 @@ def test_l2_counts_what_no_two_can_share():
     assert l2_bound([0.68, 0.32]) == 1  # they sum to 1 only up to floating point
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    import yaml
-
-    from bench.fleet import synthetic_scenario
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
-
-    data = synthetic_scenario(20)
-    path = tmp_path_factory.mktemp("fleet") / "synthetic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return prepare(path, parse_scenario(data, str(path)))
-
-
 def test_a_plans_blocks_hold_at_least_the_l2_bound_of_their_replicas(fleet):
     from planner.greedy import greedy_plan
 
