@@ -8,6 +8,7 @@ them. The whole instance catalog is allowed (on-prem boxes excepted, as in any s
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 MIX: list[tuple[str, str, float]] = [  # (catalog id, weight format, weight in the draw)
@@ -75,3 +76,16 @@ def load_sized(data: dict[str, Any], count: int = 5, requests_per_s: float = 5.0
 
 VARIANTS = {"quota": _quota, "binding-quota": _binding_quota, "owned": _owned, "no-colocation": _no_colocation,
             "load-sized": load_sized, "six-gpu-box": _six_gpu_box}
+
+
+def prepared(data: dict[str, Any], directory: Path, name: str = "synthetic.yaml"):
+    """Scenario `data` written to `directory`/`name` (safe YAML) and prepared: (prepared scenario, its path). The
+    path must outlive what reads the file again (the validator's rules)."""
+    import yaml
+
+    from planner.plan import prepare
+    from planner.scenario import parse_scenario
+
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(data))
+    return prepare(path, parse_scenario(data, str(path))), path

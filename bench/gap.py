@@ -25,13 +25,12 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 FIT_EPS = 1e-9  # sizes are shares of a GPU in floating point: what sums to 1 within this fits
 
 
 def l1_bound(sizes: list[float]) -> int:
     """Bins of size 1 any packing of `sizes` (each in (0, 1]) needs at least: their sum, rounded up."""
-    return math.ceil(sum(sizes) - 1e-9)
+    return math.ceil(sum(sizes) - FIT_EPS)
 
 
 def l2_bound(sizes: list[float]) -> int:
@@ -42,7 +41,7 @@ def l2_bound(sizes: list[float]) -> int:
         big = sum(1 for x in sizes if x > 1 - k + FIT_EPS)  # (the tolerance: 0.32 + 0.68 fit one bin)
         mid = [x for x in sizes if 0.5 < x <= 1 - k + FIT_EPS]
         small = sum(x for x in sizes if k <= x <= 0.5)
-        best = max(best, big + len(mid) + max(0, math.ceil(small - (len(mid) - sum(mid)) - 1e-9)))
+        best = max(best, big + len(mid) + max(0, math.ceil(small - (len(mid) - sum(mid)) - FIT_EPS)))
     return best
 
 
@@ -95,12 +94,8 @@ def decompose(plan, demands) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import yaml
-
-    from bench.fleet import synthetic_scenario
+    from bench.fleet import prepared, synthetic_scenario
     from bench.scale import TIME_LIMITS_S
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
     from planner.solver import solve
 
     ap = argparse.ArgumentParser()
@@ -110,9 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_s = TIME_LIMITS_S.get(args.size, 60)
     data = synthetic_scenario(args.size, time_limit_s=limit_s)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"synthetic-{args.size}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        prep = prepare(path, parse_scenario(data, str(path)))
+        prep, _ = prepared(data, Path(tmp), f"synthetic-{args.size}.yaml")
     print(f"solving {args.size} deployments ({limit_s} s)...", file=sys.stderr, flush=True)
     result = solve(prep.demands, prep.offers, prep.scenario.policy, time_limit_s=limit_s, threads=args.threads)
     by_id = {o.id: o for o in prep.offers}

@@ -28,13 +28,9 @@ TIME_LIMITS_S = {5: 10, 20: 10, 100: 10, 500: 60, 2000: 120}  # the targets of i
 def run_one(n: int, time_limit_s: float, threads: int, variant: str | None = None, aggregated: bool = False) -> dict:
     """Solve one synthetic fleet in this process (changed by bench.fleet.VARIANTS[variant], if given; with
     `aggregated`, on the aggregated fleet model the column generation path replaced); returns the measurements."""
-    import yaml
-
     sys.path.insert(0, str(ROOT / "tests"))
-    from bench.fleet import VARIANTS, synthetic_scenario
+    from bench.fleet import VARIANTS, prepared, synthetic_scenario
     from planner.greedy import greedy_plan
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
     from planner.solution import to_solution
     from planner.solver import solve
     from validator import check, rules_for_scenario
@@ -47,10 +43,8 @@ def run_one(n: int, time_limit_s: float, threads: int, variant: str | None = Non
 
         patterns.applicable = lambda *_args: False
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"synthetic-{n}.yaml"
-        path.write_text(yaml.safe_dump(data))
         t0 = time.perf_counter()
-        prep = prepare(path, parse_scenario(data, str(path)))
+        prep, path = prepared(data, Path(tmp), f"synthetic-{n}.yaml")
         prepare_s = time.perf_counter() - t0
         by_id = {o.id: o for o in prep.offers}
         greedy = greedy_plan(prep.demands, prep.offers, prep.scenario.policy)

@@ -120,8 +120,8 @@ CG_SHARE, GROUP_CG_SHARE, CERTIFY_SHARE, INTEGER_SHARE = 0.6, 0.3, 0.05, 0.9
 # 0.5 s after its certification's share and stopped at $86.52/h).
 REPAIR_SHARE = 0.15
 # The repair scales each deployment's coverage dual (per sequence) and its other rows' (per replica: replica
-# count, rounding cuts, load) apart, not by one factor: 2,000 bench deployments, 120 s, bound $1,722.16-1,722.72/h
-# over two runs against $1,718.52-1,721.60/h over six (docs/optimization.md, item 20).
+# count, rounding cuts, load) apart, not by one factor: 2,000 bench deployments, 120 s, bound $1,722.16-1,722.85/h
+# over three runs against $1,718.52-1,721.60/h over six (docs/optimization.md, item 20).
 REPAIR_SPLIT = True
 # The LP's own duals are certified beside the repaired ones unless their best bound at a full round is more than
 # this fraction below the repaired duals' (2,000 deployments: about 25% below, and certifying them took 6 s for the

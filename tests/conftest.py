@@ -55,13 +55,6 @@ def run(capsys):
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory):
     """The benchmark's 20-deployment fleet over the whole catalog (20 GPU types)."""
-    import yaml
+    from bench.fleet import prepared, synthetic_scenario
 
-    from bench.fleet import synthetic_scenario
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
-
-    data = synthetic_scenario(20)
-    path = tmp_path_factory.mktemp("fleet") / "synthetic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return prepare(path, parse_scenario(data, str(path)))
+    return prepared(synthetic_scenario(20), tmp_path_factory.mktemp("fleet"))[0]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.gap import decompose, first_fit_decreasing, l1_bound, l2_bound
+from bench.gap import FIT_EPS, decompose, first_fit_decreasing, l1_bound, l2_bound
 
 
 def _fewest_bins(sizes: list[float]) -> int:
@@ -22,7 +22,7 @@ def _fewest_bins(sizes: list[float]) -> int:
             best = len(bins)
             return
         for b in range(len(bins)):
-            if bins[b] + sizes[i] <= 1 + 1e-9:
+            if bins[b] + sizes[i] <= 1 + FIT_EPS:
                 bins[b] += sizes[i]
                 place(i + 1, bins)
                 bins[b] -= sizes[i]
@@ -55,9 +55,8 @@ def test_a_plans_blocks_hold_at_least_the_l2_bound_of_their_replicas(fleet):
     assert sum(c["replicas"] for c in out["classes"].values()) == len(plan.replicas)
     for c in out["classes"].values():
         assert c["l1"] <= c["l2"] <= c["blocks"]
-    held = sum(fleet.demands[r.deployment].options[r.option].placed_bytes(r.seqs)
-               / fleet.demands[r.deployment].options[r.option].limit_bytes
-               * fleet.demands[r.deployment].options[r.option].tp for r in plan.replicas)
+    options = [(fleet.demands[r.deployment].options[r.option], r.seqs) for r in plan.replicas]
+    held = sum(p.placed_bytes(k) / p.limit_bytes * p.tp for p, k in options)  # GPUs' worth of bytes held
     assert out["gpus"] - out["free_gpus"] == pytest.approx(held)
     assert 0 <= out["free_with_room_for_a_sequence"] <= 1
     assert out["replicas_above_minimum"] >= 0

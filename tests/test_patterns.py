@@ -95,14 +95,9 @@ def test_bound_never_exceeds_the_optimum_and_the_plan_is_valid(inst):
 
 def _prepared(data: dict, directory):
     """A synthetic scenario written to `directory` and prepared: (prepared scenario, its path)."""
-    import yaml
+    from bench.fleet import prepared
 
-    from planner.plan import prepare
-    from planner.scenario import parse_scenario
-
-    path = directory / "synthetic.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return prepare(path, parse_scenario(data, str(path))), path
+    return prepared(data, directory)
 
 
 def _solve_checked(prep, path, time_limit_s: float, log=None):
@@ -1478,14 +1473,10 @@ def test_the_repair_scales_coverage_and_replica_duals_apart(tmp_path, monkeypatc
     to every deployment's replica row. One factor per deployment must scale its coverage dual down with them;
     a factor each (REPAIR_SPLIT) keeps the coverage duals, and the bound stays near the LP ($19.80/h): offline
     $19.73/h against $17.06/h. Both are valid (under the 42-GPU plan)."""
-    from bench.fleet import synthetic_scenario
     from planner import patterns
 
-    prep, _ = _prepared(synthetic_scenario(20), tmp_path)
-    greedy = best_heuristic_plan(prep.demands, prep.offers, prep.scenario.policy)
-    gen = patterns._Generator(prep.demands, prep.offers,
-                              solver_slot_bounds(prep.offers, prep.demands,
-                                                 greedy.cost_usd_per_hour({o.id: o for o in prep.offers})), greedy)
+    prep, greedy, slots = _twenty(tmp_path)
+    gen = patterns._Generator(prep.demands, prep.offers, slots, greedy)
     deadline = time.perf_counter() + 60
     gen.run(deadline, lambda _msg: None, 0.0, 1, 0)
     assert time.perf_counter() < deadline and gen.master.solve()  # converged, then the LP's duals read afresh
